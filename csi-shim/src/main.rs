@@ -1,0 +1,2 @@
+//! `csi-os`: the CSI plugin (driver `csi.os`). Being written.
+fn main() {}

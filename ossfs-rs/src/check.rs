@@ -1,0 +1,1 @@
+//! Operator diagnosis (being written).

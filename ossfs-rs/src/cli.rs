@@ -1,0 +1,6 @@
+//! Command line (being written).
+
+/// Entry point.
+pub fn run() -> std::process::ExitCode {
+    std::process::ExitCode::SUCCESS
+}

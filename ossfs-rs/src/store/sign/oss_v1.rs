@@ -1,0 +1,1 @@
+//! Signer: oss_v1 (being written).

@@ -1,0 +1,1 @@
+//! Signer: oss_v4 (being written).

@@ -1,0 +1,1 @@
+//! Signer: sigv4 (being written).

@@ -1,0 +1,186 @@
+//! Plain data types passed across the [`ObjectStore`](super::ObjectStore) trait.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use super::error::StoreResult;
+
+/// An inclusive-exclusive byte range `[start, end)`; `end: None` reads to the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: Option<u64>,
+}
+
+impl ByteRange {
+    /// `[start, end)`.
+    pub fn new(start: u64, end: u64) -> Self {
+        Self {
+            start,
+            end: Some(end),
+        }
+    }
+
+    /// From `start` to the end of the object.
+    pub fn from(start: u64) -> Self {
+        Self { start, end: None }
+    }
+
+    /// The `Range` header value (`bytes=a-b`, inclusive).
+    pub fn header_value(&self) -> String {
+        match self.end {
+            Some(end) => format!("bytes={}-{}", self.start, end.saturating_sub(1)),
+            None => format!("bytes={}-", self.start),
+        }
+    }
+}
+
+impl fmt::Display for ByteRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.end {
+            Some(end) => write!(f, "[{}, {})", self.start, end),
+            None => write!(f, "[{}, end)", self.start),
+        }
+    }
+}
+
+/// User metadata, keyed by the name *without* the dialect prefix
+/// (`mode`, not `x-oss-meta-mode`). Names are lower-case.
+pub type UserMetadata = BTreeMap<String, String>;
+
+/// What HEAD (or a GET's headers) say about an object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    pub size: u64,
+    /// ETag without the surrounding quotes.
+    pub etag: String,
+    pub last_modified: Option<SystemTime>,
+    pub content_type: Option<String>,
+    pub user_metadata: UserMetadata,
+    /// `Appendable`, `Normal`, `Multipart`, `Symlink` (OSS/COS `x-*-object-type`).
+    pub object_type: Option<String>,
+    /// Next append position for appendable objects.
+    pub next_append_position: Option<u64>,
+    /// Target of a native symlink, when HEAD reports it.
+    pub symlink_target: Option<String>,
+}
+
+/// The reply to a GET: the object's metadata and its body as it arrives.
+pub struct GetObject {
+    pub meta: ObjectMeta,
+    /// The range actually served (`[start, start+len)`).
+    pub range: ByteRange,
+    /// Body chunks in order. A truncated transfer ends with an error item,
+    /// never with a short successful stream.
+    pub body: BoxStream<'static, StoreResult<Bytes>>,
+}
+
+impl fmt::Debug for GetObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GetObject")
+            .field("meta", &self.meta)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GetObject {
+    /// Read the whole body into memory (for small objects and tests).
+    pub async fn collect(self) -> StoreResult<Bytes> {
+        use futures::TryStreamExt;
+        let chunks: Vec<Bytes> = self.body.try_collect().await?;
+        if chunks.len() == 1 {
+            return Ok(chunks.into_iter().next().unwrap_or_default());
+        }
+        let mut out = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+        for c in chunks {
+            out.extend_from_slice(&c);
+        }
+        Ok(Bytes::from(out))
+    }
+}
+
+/// Options of a PUT, a multipart create or an append.
+#[derive(Clone, Debug, Default)]
+pub struct PutOptions {
+    pub content_type: Option<String>,
+    pub user_metadata: UserMetadata,
+}
+
+/// The result of a write that created an object version.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PutResult {
+    pub etag: String,
+}
+
+/// Whether a copy keeps the source's metadata or replaces it.
+#[derive(Clone, Debug, Default)]
+pub enum MetadataDirective {
+    #[default]
+    Copy,
+    Replace(PutOptions),
+}
+
+/// Options of a server-side copy.
+#[derive(Clone, Debug, Default)]
+pub struct CopyOptions {
+    pub metadata: MetadataDirective,
+}
+
+/// A listing request. `delimiter: Some("/")` gives one directory level.
+#[derive(Clone, Debug, Default)]
+pub struct ListRequest {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Page size hint (at most 1000).
+    pub max_keys: Option<u32>,
+    /// List keys after this one (V2 `start-after`, V1 `marker`).
+    pub start_after: Option<String>,
+}
+
+/// One object in a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: Option<SystemTime>,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListPage {
+    pub objects: Vec<ListEntry>,
+    /// Common prefixes (`dir/`), keys already decoded.
+    pub prefixes: Vec<String>,
+    /// Where the next page starts; `None` when this is the last page.
+    pub next_token: Option<String>,
+}
+
+/// A part of a multipart upload, as given to complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    pub etag: String,
+}
+
+/// A part as the store reports it in ListParts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartInfo {
+    pub part_number: u32,
+    pub etag: String,
+    pub size: u64,
+}
+
+/// A key that delete-multiple could not delete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteFailure {
+    pub key: String,
+    pub code: String,
+    pub message: String,
+}

@@ -1,0 +1,1 @@
+//! XML documents of the three dialects (being written).
