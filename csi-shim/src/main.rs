@@ -24,7 +24,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if !args.endpoint.starts_with("unix://") {
-        eprintln!("csi-os: --endpoint must be a unix socket (unix:///path), got {:?}", args.endpoint);
+        eprintln!(
+            "csi-os: --endpoint must be a unix socket (unix:///path), got {:?}",
+            args.endpoint
+        );
         return ExitCode::from(2);
     }
     let _ = args.node_id;
