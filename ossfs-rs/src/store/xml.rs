@@ -122,8 +122,9 @@ impl From<XmlError> for StoreError {
 pub enum Outcome<T> {
     /// The expected result document.
     Done(T),
-    /// An `<Error>` document: the operation failed.
-    Failed(ErrorDoc),
+    /// An `<Error>` document: the operation failed (boxed: it is large and
+    /// rare).
+    Failed(Box<ErrorDoc>),
 }
 
 /// An `<Error>` document, as all three services send it.
@@ -239,7 +240,7 @@ pub fn is_error_document(body: &[u8]) -> bool {
 fn parse_outcome(body: &[u8], expected: &'static str) -> Result<Outcome<tree::Element>, XmlError> {
     let root = tree::parse(body)?;
     if root.name == "Error" {
-        return Ok(Outcome::Failed(ErrorDoc::from_element(&root)));
+        return Ok(Outcome::Failed(Box::new(ErrorDoc::from_element(&root))));
     }
     check_root(&root, &[expected])?;
     Ok(Outcome::Done(root))

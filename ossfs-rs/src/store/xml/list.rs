@@ -11,11 +11,11 @@
 //! | COS (cos-python-sdk-v5 `cos_comm.decode_result`) | `urllib.parse.unquote` | stays `+` | (V1 only) |
 //! | S3 (botocore `handlers._decode_list_object`, `compat.unquote_str`) | `urllib.parse.unquote_plus` | a space | left as is |
 //!
-//! So on S3 a `+` in the reply means a space (S3 writes a literal `+` as
-//! `%2B`), while on OSS and COS it is a literal `+`. Garage and MinIO, the
-//! S3-compatible servers we test against, write a space as `%20` and a `+`
-//! as `%2B`, for which both readings agree. [`UrlDecoding::for_provider`]
-//! holds the table.
+//! So on S3 a `+` in the reply means a space (for that reading to be right,
+//! S3 must write a literal `+` as `%2B`), while on OSS and COS it is a literal
+//! `+`. An S3-compatible server
+//! that writes a space as `%20` and a `+` as `%2B` reads the same under
+//! either rule. [`UrlDecoding::for_provider`] holds the table.
 //!
 //! Elements decoded when the reply says `<EncodingType>url</EncodingType>`:
 //! `Contents/Key`, `CommonPrefixes/Prefix`, `Prefix`, `Delimiter`,
@@ -262,8 +262,8 @@ mod tests {
         UrlDecoding::for_provider(Provider::S3)
     }
 
-    /// OSS ListObjectsV2 example with `prefix=a/`, `delimiter=/` and
-    /// `encoding-type=url`, as in "ListObjectsV2 (GetBucketV2)"
+    /// OSS ListObjectsV2 reply with `prefix=a/`, `delimiter=/` and
+    /// `encoding-type=url`, after the example in "ListObjectsV2 (GetBucketV2)"
     /// (<https://help.aliyun.com/zh/oss/developer-reference/listobjects-v2>);
     /// one key given a space and a `+` to show OSS's encoding.
     const OSS_V2_DELIMITER: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -326,7 +326,7 @@ mod tests {
   <KeyCount>3</KeyCount>
 </ListBucketResult>"#;
 
-    /// COS GET Bucket (V1) example, truncated with `NextMarker`, from
+    /// COS GET Bucket (V1) reply, truncated with `NextMarker`, after the example in
     /// "GET Bucket（List Objects）" (<https://cloud.tencent.com/document/product/436/7734>),
     /// with `encoding-type=url` ("腾讯云" is `%E8%85%BE%E8%AE%AF%E4%BA%91`).
     const COS_V1_TRUNCATED: &str = r#"<?xml version='1.0' encoding='utf-8' ?>
@@ -362,7 +362,7 @@ mod tests {
 	</Contents>
 </ListBucketResult>"#;
 
-    /// S3 ListObjects (V1) example from "ListObjects"
+    /// S3 ListObjects (V1) reply after the example in "ListObjects"
     /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjects.html>),
     /// marked truncated: no delimiter, so S3 sends no `NextMarker`.
     const S3_V1_TRUNCATED_NO_NEXT_MARKER: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -396,7 +396,7 @@ mod tests {
   </Contents>
 </ListBucketResult>"#;
 
-    /// S3 ListObjectsV2 example from "ListObjectsV2"
+    /// S3 ListObjectsV2 reply after the example in "ListObjectsV2"
     /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html>),
     /// listing with max-keys and a continuation token.
     const S3_V2_TRUNCATED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -416,7 +416,7 @@ mod tests {
   </Contents>
 </ListBucketResult>"#;
 
-    /// S3 ListObjectsV2 common-prefixes example (same page), url-encoded as
+    /// S3 ListObjectsV2 reply after the common-prefixes example (same page), url-encoded as
     /// S3 encodes: a space is `+`, a literal `+` is `%2B`.
     const S3_V2_URL_ENCODED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
@@ -647,7 +647,8 @@ mod tests {
 
     #[test]
     fn malformed_listings_are_typed_errors() {
-        let cases: [(&str, fn(&XmlError) -> bool); 6] = [
+        type Check = fn(&XmlError) -> bool;
+        let cases: [(&str, Check); 6] = [
             ("<Error><Code>AccessDenied</Code></Error>", |e| {
                 matches!(e, XmlError::UnexpectedRoot { .. })
             }),

@@ -95,7 +95,7 @@ pub struct CopyResult {
 pub fn parse_copy_result(body: &[u8]) -> Result<Outcome<CopyResult>, XmlError> {
     let root = tree::parse(body)?;
     let document = match root.name.as_str() {
-        "Error" => return Ok(Outcome::Failed(ErrorDoc::from_element(&root))),
+        "Error" => return Ok(Outcome::Failed(Box::new(ErrorDoc::from_element(&root)))),
         "CopyObjectResult" => "CopyObjectResult",
         "CopyPartResult" => "CopyPartResult",
         other => {
@@ -242,7 +242,7 @@ mod tests {
   <UploadId>97BD544A65DB46F9A8735C93917A960F</UploadId>
 </InitiateMultipartUploadResult>"#;
 
-    /// S3 CreateMultipartUpload example
+    /// S3 CreateMultipartUpload reply after the example in
     /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateMultipartUpload.html>).
     const S3_INITIATE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <InitiateMultipartUploadResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
@@ -260,7 +260,7 @@ mod tests {
   <ETag>"1C787C506EABFB9B45EAAA8DB039F4B2-2"</ETag>
 </CompleteMultipartUploadResult>"#;
 
-    /// COS Complete Multipart Upload example
+    /// COS Complete Multipart Upload reply after the example in
     /// (<https://cloud.tencent.com/document/product/436/7742>).
     const COS_COMPLETE: &str = r#"<?xml version='1.0' encoding='utf-8' ?>
 <CompleteMultipartUploadResult>
@@ -270,7 +270,7 @@ mod tests {
 	<ETag>&quot;aa259a62513358f69e98e72e59856d88-3&quot;</ETag>
 </CompleteMultipartUploadResult>"#;
 
-    /// S3 CompleteMultipartUpload example 3: `200 OK` with an error body
+    /// S3 CompleteMultipartUpload `200 OK` with an error body, after the example in
     /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_CompleteMultipartUpload.html>),
     /// preceded by the whitespace S3 sends while it works.
     const S3_COMPLETE_200_ERROR: &str =
@@ -282,7 +282,7 @@ mod tests {
   <HostId>Uuag1LuByRx9e6j5Onimru9pO4ZVKnJ2Qz7/C1NPcfTWAtRPfTaOFg==</HostId>
 </Error>";
 
-    /// S3 ListParts example
+    /// S3 ListParts reply after the example in
     /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListParts.html>).
     const S3_LIST_PARTS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
@@ -316,7 +316,7 @@ mod tests {
   </Part>
 </ListPartsResult>"#;
 
-    /// OSS ListParts example, last page
+    /// OSS ListParts reply (last page) after the example in
     /// (<https://help.aliyun.com/zh/oss/developer-reference/listparts>).
     const OSS_LIST_PARTS_LAST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <ListPartsResult xmlns="http://doc.oss-cn-hangzhou.aliyuncs.com">
@@ -360,7 +360,7 @@ mod tests {
   <ETag>"4DE8075FB607DF4D13FBC480EA488EFA"</ETag>
 </CopyPartResult>"#;
 
-    /// COS PUT Object - Copy example (<https://cloud.tencent.com/document/product/436/10881>).
+    /// COS PUT Object - Copy reply after the example in (<https://cloud.tencent.com/document/product/436/10881>).
     const COS_COPY: &str = r#"<?xml version='1.0' encoding='utf-8' ?>
 <CopyObjectResult>
 	<ETag>"ee8de918d05640145b18f70f4c3aa602"</ETag>
@@ -373,7 +373,7 @@ mod tests {
     const S3_COPY_200_ERROR: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>4442587FB7D0A2F9</RequestId><HostId>Uuag1LuByRx9e6j5Onimru9pO4ZVKnJ2Qz7/C1NPcfTWAtRPfTaOFg==</HostId></Error>"#;
 
-    /// S3 DeleteObjects example (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html>).
+    /// S3 DeleteObjects reply after the example in (<https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html>).
     const S3_DELETE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
   <Deleted>
