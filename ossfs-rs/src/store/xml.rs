@@ -4,7 +4,7 @@
 //! The three services speak the same S3-shaped XML with small differences
 //! (a root namespace or none, `HostId` or `TraceId`, OSS's signature
 //! diagnostics, how `encoding-type=url` encodes a space). Every parser here
-//! reads a small owned tree ([`tree`]) and picks fields by local name, so a
+//! reads a small owned tree (module `tree`) and picks fields by local name, so a
 //! namespace, an unknown extra element or interleaved repeated elements never
 //! matter, and text (object keys) is kept byte for byte.
 //!

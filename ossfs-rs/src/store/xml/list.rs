@@ -13,9 +13,9 @@
 //!
 //! So on S3 a `+` in the reply means a space (for that reading to be right,
 //! S3 must write a literal `+` as `%2B`), while on OSS and COS it is a literal
-//! `+`. An S3-compatible server
-//! that writes a space as `%20` and a `+` as `%2B` reads the same under
-//! either rule. [`UrlDecoding::for_provider`] holds the table.
+//! `+`. An S3-compatible server that writes a space as `%20` and a `+` as
+//! `%2B` reads the same under either rule. [`UrlDecoding::for_provider`]
+//! holds the table.
 //!
 //! Elements decoded when the reply says `<EncodingType>url</EncodingType>`:
 //! `Contents/Key`, `CommonPrefixes/Prefix`, `Prefix`, `Delimiter`,
