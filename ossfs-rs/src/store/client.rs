@@ -166,7 +166,7 @@ impl RestClient {
             SignatureVersion::OssV1 => Box::new(OssV1Signer::new()),
             SignatureVersion::OssV4 => Box::new(OssV4Signer::new(region)),
             SignatureVersion::Cos => Box::new(CosSigner::new(Duration::from_secs(3600))),
-            SignatureVersion::SigV4 => Box::new(SigV4Signer::new(region, "s3")),
+            SignatureVersion::SigV4 => Box::new(SigV4Signer::new(region)),
         };
         let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -229,7 +229,7 @@ impl RestClient {
             match self.send_once(&req).await {
                 Ok(reply) => return Ok(reply),
                 Err(e) if idempotent && e.is_retryable() && attempt < retry.max_attempts => {
-                    let delay = retry.delay(attempt, &mut rand::rng());
+                    let delay = retry.delay(attempt, None, &mut rand::rng());
                     warn!(method = %req.method, key = %req.key, attempt, error = %e, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
                 }
@@ -482,7 +482,7 @@ impl RestClient {
                         }
                         None => {}
                     }
-                    tokio::time::sleep(retry.delay(attempt, &mut rand::rng())).await;
+                    tokio::time::sleep(retry.delay(attempt, None, &mut rand::rng())).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -616,7 +616,7 @@ impl BodyState {
                         ));
                     }
                     warn!(key = %self.key, offset = self.offset, error = %why, "GET body broke off, resuming");
-                    tokio::time::sleep(retry.delay(self.failures, &mut rand::rng())).await;
+                    tokio::time::sleep(retry.delay(self.failures, None, &mut rand::rng())).await;
                 }
             }
         }
@@ -698,11 +698,12 @@ impl ObjectStore for RestClient {
     async fn list_page(&self, list: &ListRequest, token: Option<&str>) -> StoreResult<ListPage> {
         let req = self.inner.target.list(list, token);
         let (_, body) = self.send_read(req, true).await?;
-        let page = match self.inner.config.provider.list_style() {
-            ListStyle::V2 => xml::parse_list_v2(&body),
-            ListStyle::V1 => xml::parse_list_v1(&body),
-        };
-        page.map_err(StoreError::from)
+        let provider = self.inner.config.provider;
+        Ok(xml::parse_list_page(
+            &body,
+            provider.list_style(),
+            xml::UrlDecoding::for_provider(provider),
+        )?)
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
@@ -715,9 +716,32 @@ impl ObjectStore for RestClient {
     async fn delete_multiple(&self, keys: &[String]) -> StoreResult<Vec<DeleteFailure>> {
         let mut failures = Vec::new();
         for batch in keys.chunks(1000) {
-            let req = self.inner.target.delete_multiple(batch).map_err(invalid)?;
+            let doc = match xml::delete_objects_body(batch) {
+                Ok(doc) => doc,
+                Err(xml::XmlError::UnencodableKey { .. }) => {
+                    // A key XML cannot carry: delete the batch one by one.
+                    for key in batch {
+                        if let Err(e) = self.delete(key).await {
+                            failures.push(DeleteFailure {
+                                key: key.clone(),
+                                code: "DeleteFailed".into(),
+                                message: e.to_string(),
+                            });
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let req = self.inner.target.delete_multiple(doc).map_err(invalid)?;
             let (_, body) = self.send_read(req, true).await?;
-            failures.extend(xml::parse_delete_result(&body)?);
+            let decoding = xml::UrlDecoding::for_provider(self.inner.config.provider);
+            match xml::parse_delete_result(&body, decoding)? {
+                xml::Outcome::Done(outcome) => failures.extend(outcome.failed),
+                xml::Outcome::Failed(doc) => {
+                    return Err(doc.to_store_error(200, "", &self.inner.config.bucket));
+                }
+            }
         }
         Ok(failures)
     }
@@ -739,7 +763,7 @@ impl ObjectStore for RestClient {
         // Not idempotent in effect (each call makes a new upload) but harmless:
         // an orphan upload costs nothing visible and is aborted by lifecycle rules.
         let (_, body) = self.send_read(req, true).await?;
-        Ok(xml::parse_initiate(&body)?)
+        Ok(xml::parse_initiate_multipart(&body)?)
     }
 
     async fn upload_part(
@@ -771,8 +795,10 @@ impl ObjectStore for RestClient {
             .target
             .upload_part_copy(src, range, key, upload_id, part_number)
             .map_err(invalid)?;
-        let (_, body) = self.send_read(req, true).await?;
-        Ok(xml::parse_copy_result(&body)?)
+        let (status, body) = self.send_read(req, true).await?;
+        Ok(self
+            .outcome(xml::parse_copy_result(&body)?, status, key)?
+            .etag)
     }
 
     async fn complete_multipart(
@@ -808,10 +834,10 @@ impl ObjectStore for RestClient {
         loop {
             let req = self.inner.target.list_parts(key, upload_id, marker);
             let (_, body) = self.send_read(req, true).await?;
-            let (page, next) = xml::parse_list_parts(&body)?;
-            parts.extend(page);
-            match next {
-                Some(m) if Some(m) != marker => marker = Some(m),
+            let page = xml::parse_list_parts(&body)?;
+            parts.extend(page.parts);
+            match page.next_part_number_marker {
+                Some(m) if page.is_truncated && Some(m) != marker => marker = Some(m),
                 _ => return Ok(parts),
             }
         }

@@ -186,11 +186,12 @@ impl Target {
     }
 
     /// `POST ?delete` with a quiet Delete document for up to 1000 keys.
-    pub fn delete_multiple(&self, keys: &[String]) -> Result<HttpRequest, SignError> {
+    /// `body` is [`xml::delete_objects_body`]'s document.
+    pub fn delete_multiple(&self, body: String) -> Result<HttpRequest, SignError> {
         let mut req = self.request(Method::POST, "");
         req.query.push(("delete".into(), String::new()));
         req.set_header("content-type", "application/xml")?;
-        set_body(&mut req, Bytes::from(xml::build_delete(keys)))?;
+        set_body(&mut req, Bytes::from(body))?;
         Ok(req)
     }
 
@@ -267,7 +268,7 @@ impl Target {
         let mut req = self.request(Method::POST, key);
         req.query.push(("uploadId".into(), upload_id.to_string()));
         req.set_header("content-type", "application/xml")?;
-        set_body(&mut req, Bytes::from(xml::build_complete_multipart(parts)))?;
+        set_body(&mut req, Bytes::from(xml::complete_multipart_body(parts)))?;
         Ok(req)
     }
 
