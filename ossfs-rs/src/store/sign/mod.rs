@@ -16,6 +16,9 @@ pub mod oss_v1;
 pub mod oss_v4;
 pub mod sigv4;
 
+#[cfg(test)]
+mod oracle_tests;
+
 pub use cos::CosSigner;
 pub use oss_v1::OssV1Signer;
 pub use oss_v4::OssV4Signer;
