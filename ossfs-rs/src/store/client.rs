@@ -26,7 +26,7 @@ use http::{HeaderMap, Method};
 use tracing::{debug, warn};
 
 use super::credentials::CredentialProvider;
-use super::dialect::{ListStyle, Provider};
+use super::dialect::Provider;
 use super::error::{StoreError, StoreResult};
 use super::request::Target;
 use super::retry::RetryConfig;
@@ -229,7 +229,7 @@ impl RestClient {
             match self.send_once(&req).await {
                 Ok(reply) => return Ok(reply),
                 Err(e) if idempotent && e.is_retryable() && attempt < retry.max_attempts => {
-                    let delay = retry.delay(attempt, None, &mut rand::rng());
+                    let delay = backoff(retry, attempt);
                     warn!(method = %req.method, key = %req.key, attempt, error = %e, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
                 }
@@ -347,32 +347,30 @@ impl RestClient {
     }
 
     /// Send and read the whole (small) reply body.
-    async fn send_read(
-        &self,
-        req: HttpRequest,
-        idempotent: bool,
-    ) -> StoreResult<(HeaderMap, Bytes)> {
+    async fn send_read(&self, req: HttpRequest, idempotent: bool) -> StoreResult<(u16, Bytes)> {
         let key = req.key.clone();
         let reply = self.send(req, idempotent).await?;
         let status = reply.status;
-        let headers = reply.headers;
         let body = reply
             .response
             .bytes()
             .await
             .map_err(|e| self.transport_error(&e))?;
-        // COS and S3 can answer 200 to a copy or a complete with an error document.
+        // COS and S3 can answer 200 with an error document (copy, complete).
         if let Some(doc) = xml::parse_error(&body) {
-            return Err(StoreError::from_service(
-                if status == 200 { 500 } else { status },
-                &doc.code,
-                &doc.message,
-                doc.request_id,
-                &key,
-                &self.inner.config.bucket,
-            ));
+            return Err(doc.to_store_error(status, &key, &self.inner.config.bucket));
         }
-        Ok((headers, body))
+        Ok((status, body))
+    }
+
+    /// Unwrap a document that may be an error document in a 200 reply.
+    fn outcome<T>(&self, outcome: xml::Outcome<T>, status: u16, key: &str) -> StoreResult<T> {
+        match outcome {
+            xml::Outcome::Done(v) => Ok(v),
+            xml::Outcome::Failed(doc) => {
+                Err(doc.to_store_error(status, key, &self.inner.config.bucket))
+            }
+        }
     }
 
     fn meta_from_headers(&self, key: &str, headers: &HeaderMap) -> ObjectMeta {
@@ -482,7 +480,7 @@ impl RestClient {
                         }
                         None => {}
                     }
-                    tokio::time::sleep(retry.delay(attempt, None, &mut rand::rng())).await;
+                    tokio::time::sleep(backoff(retry, attempt)).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -538,6 +536,12 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+/// The wait before the next attempt. The thread-local RNG is not `Send`, so
+/// it is used here, outside any future.
+fn backoff(retry: &RetryConfig, attempt: u32) -> Duration {
+    retry.delay(attempt, None, &mut rand::rng())
 }
 
 fn invalid(e: impl std::fmt::Display) -> StoreError {
@@ -616,7 +620,7 @@ impl BodyState {
                         ));
                     }
                     warn!(key = %self.key, offset = self.offset, error = %why, "GET body broke off, resuming");
-                    tokio::time::sleep(retry.delay(self.failures, None, &mut rand::rng())).await;
+                    tokio::time::sleep(backoff(retry, self.failures)).await;
                 }
             }
         }
@@ -748,10 +752,9 @@ impl ObjectStore for RestClient {
 
     async fn copy(&self, src: &str, dst: &str, opts: &CopyOptions) -> StoreResult<PutResult> {
         let req = self.inner.target.copy(src, dst, opts).map_err(invalid)?;
-        let (_, body) = self.send_read(req, true).await?;
-        Ok(PutResult {
-            etag: xml::parse_copy_result(&body)?,
-        })
+        let (status, body) = self.send_read(req, true).await?;
+        let copied = self.outcome(xml::parse_copy_result(&body)?, status, dst)?;
+        Ok(PutResult { etag: copied.etag })
     }
 
     async fn create_multipart(&self, key: &str, opts: &PutOptions) -> StoreResult<String> {
@@ -812,10 +815,8 @@ impl ObjectStore for RestClient {
             .target
             .complete_multipart(key, upload_id, parts)
             .map_err(invalid)?;
-        let (_, body) = self.send_read(req, true).await?;
-        Ok(PutResult {
-            etag: xml::parse_complete(&body)?,
-        })
+        let (status, body) = self.send_read(req, true).await?;
+        self.outcome(xml::parse_complete_multipart(&body)?, status, key)
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
