@@ -14,6 +14,7 @@ pub mod encode;
 pub mod headers;
 pub mod oss_v1;
 pub mod oss_v4;
+pub mod scoped;
 pub mod sigv4;
 
 #[cfg(test)]
