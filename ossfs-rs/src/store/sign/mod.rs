@@ -18,7 +18,7 @@ pub mod scoped;
 pub mod sigv4;
 
 #[cfg(test)]
-mod oracle_tests;
+pub(crate) mod oracle_tests;
 
 pub use cos::CosSigner;
 pub use oss_v1::OssV1Signer;
