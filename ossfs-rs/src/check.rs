@@ -17,13 +17,14 @@
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::store::client::SignatureVersion;
-use crate::store::credentials::{CredentialOptions, EnvLookup, resolve};
+use crate::store::credentials::env::EnvNames;
+use crate::store::credentials::{CredentialError, CredentialOptions, EnvLookup, passwd, resolve};
 use crate::store::retry::RetryConfig;
 use crate::store::{
     ClientConfig, CredentialProvider, ListRequest, ObjectStore, Provider, RestClient, StoreError,
@@ -463,6 +464,8 @@ pub fn diagnose(error: &StoreError) -> Diagnosis {
         StoreError::NoSuchBucket { .. } | StoreError::NotFound { .. } => Diagnosis::NoSuchBucket,
         StoreError::ClockSkew { .. } => Diagnosis::ClockSkew,
         StoreError::Tls { .. } => Diagnosis::Tls,
+        StoreError::Unreachable { detail, .. } if looks_like_tls(detail) => Diagnosis::Tls,
+        StoreError::Connection(detail) if looks_like_tls(detail) => Diagnosis::Tls,
         StoreError::Unreachable { .. } | StoreError::Connection(_) => Diagnosis::Unreachable,
         StoreError::Timeout(_) => Diagnosis::Timeout,
         StoreError::Malformed(_) => Diagnosis::NotAnObjectStore,
@@ -475,6 +478,23 @@ pub fn diagnose(error: &StoreError) -> Diagnosis {
         | StoreError::Unsupported(_)
         | StoreError::InvalidArgument(_) => Diagnosis::Other,
     }
+}
+
+/// Whether a transport error's text is about TLS (rustls says "received
+/// corrupt message of type InvalidContentType" when an https URL meets a
+/// plain-http server, "invalid peer certificate" for an unknown CA).
+fn looks_like_tls(detail: &str) -> bool {
+    let lower = detail.to_ascii_lowercase();
+    [
+        "certificate",
+        "tls",
+        "ssl",
+        "handshake",
+        "corrupt message",
+        "invalidcontenttype",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
 }
 
 fn by_code(code: &str, message: &str, status: u16) -> Diagnosis {
@@ -506,6 +526,45 @@ fn by_code(code: &str, message: &str, status: u16) -> Diagnosis {
             code: "HTTP 403".to_string(),
         },
         _ => Diagnosis::Other,
+    }
+}
+
+/// What to do about a credential error.
+pub fn credential_fix(error: &CredentialError, provider: Provider) -> String {
+    match error {
+        CredentialError::NotFound { .. } => {
+            let names = EnvNames::for_provider(provider);
+            let files = passwd::default_paths(provider, Some(Path::new("~")), Path::new("/etc"))
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" or ");
+            format!(
+                "give --passwd-file PATH, set {} and {}, or write `ACCESS_KEY_ID:SECRET` to {files} (mode 0600)",
+                names.access_key_id, names.secret
+            )
+        }
+        CredentialError::InsecurePermissions { path, .. } => {
+            format!("run `chmod 600 {}`", path.display())
+        }
+        CredentialError::Malformed { path, line, .. } => format!(
+            "make line {line} of {} read `ACCESS_KEY_ID:SECRET` or `BUCKET:ACCESS_KEY_ID:SECRET`",
+            path.display()
+        ),
+        CredentialError::NoEntry { path, bucket } => format!(
+            "add a line `{bucket}:ACCESS_KEY_ID:SECRET` (or a default `ACCESS_KEY_ID:SECRET`) to {}",
+            path.display()
+        ),
+        CredentialError::IncompleteEnv { set, missing } => {
+            format!("set {missing} as well, or unset {set}")
+        }
+        CredentialError::InvalidSts { .. } | CredentialError::Expired { .. } => {
+            "refresh the STS directory's files (AccessKeyId, AccessKeySecret, SecurityToken, Expiration in RFC 3339)".to_string()
+        }
+        CredentialError::Io { path, .. } => format!(
+            "check that {} exists and that this user may read it",
+            path.display()
+        ),
     }
 }
 
@@ -633,8 +692,7 @@ pub async fn check(
         Ok(p) => Step::Ok(format!("found in {}", p.source())),
         Err(e) => Step::Fail {
             what: e.to_string(),
-            fix: "put the keys in one of the places listed (see docs/configuration.md, \"Credentials\")"
-                .to_string(),
+            fix: credential_fix(e, plan.provider),
         },
     };
     let _ = print_step(out, "credentials", &step);
@@ -738,7 +796,7 @@ async fn list_step(plan: &Plan, args: &CheckArgs, creds: Arc<dyn CredentialProvi
 fn failed_listing(error: &StoreError) -> Step {
     let diagnosis = diagnose(error);
     Step::Fail {
-        what: format!("{} (the server said: {error})", diagnosis.problem()),
+        what: format!("{} ({error})", diagnosis.problem()),
         fix: diagnosis.fix(),
     }
 }
@@ -759,7 +817,6 @@ pub async fn run(args: CheckArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::credentials::CredentialError;
     use clap::Parser;
 
     #[derive(Debug, Parser)]
@@ -995,6 +1052,60 @@ mod tests {
         assert_eq!(d, Diagnosis::Tls);
         assert!(d.fix().contains("--ca-bundle"));
         assert!(d.fix().contains("ca_bundle"));
+    }
+
+    #[test]
+    fn diagnoses_tls_hidden_in_transport_errors() {
+        // What rustls reports when an https URL meets a plain-http server.
+        let e = StoreError::Unreachable {
+            endpoint: "https://127.0.0.1:9000".to_string(),
+            detail: "client error (Connect): received corrupt message of type InvalidContentType"
+                .to_string(),
+        };
+        assert_eq!(diagnose(&e), Diagnosis::Tls);
+        let e = StoreError::Connection("invalid peer certificate: UnknownIssuer".to_string());
+        assert_eq!(diagnose(&e), Diagnosis::Tls);
+    }
+
+    #[test]
+    fn credential_fixes_are_specific() {
+        let fix = credential_fix(
+            &CredentialError::NotFound {
+                tried: String::new(),
+            },
+            Provider::Cos,
+        );
+        assert!(
+            fix.contains("COS_SECRET_ID") && fix.contains("COS_SECRET_KEY"),
+            "{fix}"
+        );
+        assert!(
+            fix.contains("~/.passwd-cosfs") && fix.contains("/etc/passwd-cosfs"),
+            "{fix}"
+        );
+        let fix = credential_fix(
+            &CredentialError::InsecurePermissions {
+                path: PathBuf::from("/etc/passwd-ossfs"),
+                mode: 0o644,
+            },
+            Provider::Oss,
+        );
+        assert_eq!(fix, "run `chmod 600 /etc/passwd-ossfs`");
+        let fix = credential_fix(
+            &CredentialError::Expired {
+                path: PathBuf::from("/run/sts"),
+            },
+            Provider::Oss,
+        );
+        assert!(fix.contains("refresh"), "{fix}");
+        let fix = credential_fix(
+            &CredentialError::NoEntry {
+                path: PathBuf::from("/p"),
+                bucket: "b".to_string(),
+            },
+            Provider::S3,
+        );
+        assert!(fix.contains("`b:ACCESS_KEY_ID:SECRET`"), "{fix}");
     }
 
     #[test]
