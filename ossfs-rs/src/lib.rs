@@ -15,6 +15,8 @@ pub mod cli;
 pub mod demo;
 pub mod fs;
 pub mod fuse;
+pub mod mount;
+pub mod options;
 pub mod serve;
 pub mod store;
 pub mod upload;

@@ -26,7 +26,7 @@ use http::{HeaderMap, Method};
 use tracing::{debug, warn};
 
 use super::credentials::CredentialProvider;
-use super::dialect::{ListStyle, Provider};
+use super::dialect::Provider;
 use super::error::{StoreError, StoreResult};
 use super::request::Target;
 use super::retry::RetryConfig;
@@ -166,7 +166,7 @@ impl RestClient {
             SignatureVersion::OssV1 => Box::new(OssV1Signer::new()),
             SignatureVersion::OssV4 => Box::new(OssV4Signer::new(region)),
             SignatureVersion::Cos => Box::new(CosSigner::new(Duration::from_secs(3600))),
-            SignatureVersion::SigV4 => Box::new(SigV4Signer::new(region, "s3")),
+            SignatureVersion::SigV4 => Box::new(SigV4Signer::new(region)),
         };
         let mut builder = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
@@ -229,7 +229,7 @@ impl RestClient {
             match self.send_once(&req).await {
                 Ok(reply) => return Ok(reply),
                 Err(e) if idempotent && e.is_retryable() && attempt < retry.max_attempts => {
-                    let delay = retry.delay(attempt, &mut rand::rng());
+                    let delay = backoff(retry, attempt);
                     warn!(method = %req.method, key = %req.key, attempt, error = %e, ?delay, "retrying");
                     tokio::time::sleep(delay).await;
                 }
@@ -313,10 +313,10 @@ impl RestClient {
                 ),
             };
         };
-        if doc.code == "SignatureDoesNotMatch" {
-            if let Some(sts) = &doc.string_to_sign {
-                debug!(string_to_sign = %sts, "server's StringToSign for SignatureDoesNotMatch (compare with ours at trace level)");
-            }
+        if doc.code == "SignatureDoesNotMatch"
+            && let Some(sts) = &doc.string_to_sign
+        {
+            debug!(string_to_sign = %sts, "server's StringToSign for SignatureDoesNotMatch (compare with ours at trace level)");
         }
         StoreError::from_service(
             status,
@@ -347,32 +347,30 @@ impl RestClient {
     }
 
     /// Send and read the whole (small) reply body.
-    async fn send_read(
-        &self,
-        req: HttpRequest,
-        idempotent: bool,
-    ) -> StoreResult<(HeaderMap, Bytes)> {
+    async fn send_read(&self, req: HttpRequest, idempotent: bool) -> StoreResult<(u16, Bytes)> {
         let key = req.key.clone();
         let reply = self.send(req, idempotent).await?;
         let status = reply.status;
-        let headers = reply.headers;
         let body = reply
             .response
             .bytes()
             .await
             .map_err(|e| self.transport_error(&e))?;
-        // COS and S3 can answer 200 to a copy or a complete with an error document.
+        // COS and S3 can answer 200 with an error document (copy, complete).
         if let Some(doc) = xml::parse_error(&body) {
-            return Err(StoreError::from_service(
-                if status == 200 { 500 } else { status },
-                &doc.code,
-                &doc.message,
-                doc.request_id,
-                &key,
-                &self.inner.config.bucket,
-            ));
+            return Err(doc.to_store_error(status, &key, &self.inner.config.bucket));
         }
-        Ok((headers, body))
+        Ok((status, body))
+    }
+
+    /// Unwrap a document that may be an error document in a 200 reply.
+    fn outcome<T>(&self, outcome: xml::Outcome<T>, status: u16, key: &str) -> StoreResult<T> {
+        match outcome {
+            xml::Outcome::Done(v) => Ok(v),
+            xml::Outcome::Failed(doc) => {
+                Err(doc.to_store_error(status, key, &self.inner.config.bucket))
+            }
+        }
     }
 
     fn meta_from_headers(&self, key: &str, headers: &HeaderMap) -> ObjectMeta {
@@ -399,11 +397,11 @@ impl RestClient {
         }
         let prefix = provider.meta_prefix();
         for (name, value) in headers {
-            if let Some(meta_name) = name.as_str().strip_prefix(prefix) {
-                if let Ok(v) = value.to_str() {
-                    meta.user_metadata
-                        .insert(meta_name.to_string(), v.to_string());
-                }
+            if let Some(meta_name) = name.as_str().strip_prefix(prefix)
+                && let Ok(v) = value.to_str()
+            {
+                meta.user_metadata
+                    .insert(meta_name.to_string(), v.to_string());
             }
         }
         meta
@@ -482,7 +480,7 @@ impl RestClient {
                         }
                         None => {}
                     }
-                    tokio::time::sleep(retry.delay(attempt, &mut rand::rng())).await;
+                    tokio::time::sleep(backoff(retry, attempt)).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -538,6 +536,12 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+/// The wait before the next attempt. The thread-local RNG is not `Send`, so
+/// it is used here, outside any future.
+fn backoff(retry: &RetryConfig, attempt: u32) -> Duration {
+    retry.delay(attempt, None, &mut rand::rng())
 }
 
 fn invalid(e: impl std::fmt::Display) -> StoreError {
@@ -616,7 +620,7 @@ impl BodyState {
                         ));
                     }
                     warn!(key = %self.key, offset = self.offset, error = %why, "GET body broke off, resuming");
-                    tokio::time::sleep(retry.delay(self.failures, &mut rand::rng())).await;
+                    tokio::time::sleep(backoff(retry, self.failures)).await;
                 }
             }
         }
@@ -643,12 +647,11 @@ impl ObjectStore for RestClient {
             start,
             end: Some(end),
         }) = range
+            && end <= start
         {
-            if end <= start {
-                return Err(StoreError::InvalidArgument(format!(
-                    "empty range [{start}, {end})"
-                )));
-            }
+            return Err(StoreError::InvalidArgument(format!(
+                "empty range [{start}, {end})"
+            )));
         }
         let reply = self.open_get(key, range, None).await?;
         let meta = self.meta_from_headers(key, &reply.headers);
@@ -698,11 +701,12 @@ impl ObjectStore for RestClient {
     async fn list_page(&self, list: &ListRequest, token: Option<&str>) -> StoreResult<ListPage> {
         let req = self.inner.target.list(list, token);
         let (_, body) = self.send_read(req, true).await?;
-        let page = match self.inner.config.provider.list_style() {
-            ListStyle::V2 => xml::parse_list_v2(&body),
-            ListStyle::V1 => xml::parse_list_v1(&body),
-        };
-        page.map_err(StoreError::from)
+        let provider = self.inner.config.provider;
+        Ok(xml::parse_list_page(
+            &body,
+            provider.list_style(),
+            xml::UrlDecoding::for_provider(provider),
+        )?)
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
@@ -715,19 +719,41 @@ impl ObjectStore for RestClient {
     async fn delete_multiple(&self, keys: &[String]) -> StoreResult<Vec<DeleteFailure>> {
         let mut failures = Vec::new();
         for batch in keys.chunks(1000) {
-            let req = self.inner.target.delete_multiple(batch).map_err(invalid)?;
+            let doc = match xml::delete_objects_body(batch) {
+                Ok(doc) => doc,
+                Err(xml::XmlError::UnencodableKey { .. }) => {
+                    // A key XML cannot carry: delete the batch one by one.
+                    for key in batch {
+                        if let Err(e) = self.delete(key).await {
+                            failures.push(DeleteFailure {
+                                key: key.clone(),
+                                code: "DeleteFailed".into(),
+                                message: e.to_string(),
+                            });
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let req = self.inner.target.delete_multiple(doc).map_err(invalid)?;
             let (_, body) = self.send_read(req, true).await?;
-            failures.extend(xml::parse_delete_result(&body)?);
+            let decoding = xml::UrlDecoding::for_provider(self.inner.config.provider);
+            match xml::parse_delete_result(&body, decoding)? {
+                xml::Outcome::Done(outcome) => failures.extend(outcome.failed),
+                xml::Outcome::Failed(doc) => {
+                    return Err(doc.to_store_error(200, "", &self.inner.config.bucket));
+                }
+            }
         }
         Ok(failures)
     }
 
     async fn copy(&self, src: &str, dst: &str, opts: &CopyOptions) -> StoreResult<PutResult> {
         let req = self.inner.target.copy(src, dst, opts).map_err(invalid)?;
-        let (_, body) = self.send_read(req, true).await?;
-        Ok(PutResult {
-            etag: xml::parse_copy_result(&body)?,
-        })
+        let (status, body) = self.send_read(req, true).await?;
+        let copied = self.outcome(xml::parse_copy_result(&body)?, status, dst)?;
+        Ok(PutResult { etag: copied.etag })
     }
 
     async fn create_multipart(&self, key: &str, opts: &PutOptions) -> StoreResult<String> {
@@ -739,7 +765,7 @@ impl ObjectStore for RestClient {
         // Not idempotent in effect (each call makes a new upload) but harmless:
         // an orphan upload costs nothing visible and is aborted by lifecycle rules.
         let (_, body) = self.send_read(req, true).await?;
-        Ok(xml::parse_initiate(&body)?)
+        Ok(xml::parse_initiate_multipart(&body)?)
     }
 
     async fn upload_part(
@@ -771,8 +797,10 @@ impl ObjectStore for RestClient {
             .target
             .upload_part_copy(src, range, key, upload_id, part_number)
             .map_err(invalid)?;
-        let (_, body) = self.send_read(req, true).await?;
-        Ok(xml::parse_copy_result(&body)?)
+        let (status, body) = self.send_read(req, true).await?;
+        Ok(self
+            .outcome(xml::parse_copy_result(&body)?, status, key)?
+            .etag)
     }
 
     async fn complete_multipart(
@@ -786,10 +814,8 @@ impl ObjectStore for RestClient {
             .target
             .complete_multipart(key, upload_id, parts)
             .map_err(invalid)?;
-        let (_, body) = self.send_read(req, true).await?;
-        Ok(PutResult {
-            etag: xml::parse_complete(&body)?,
-        })
+        let (status, body) = self.send_read(req, true).await?;
+        self.outcome(xml::parse_complete_multipart(&body)?, status, key)
     }
 
     async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
@@ -808,10 +834,10 @@ impl ObjectStore for RestClient {
         loop {
             let req = self.inner.target.list_parts(key, upload_id, marker);
             let (_, body) = self.send_read(req, true).await?;
-            let (page, next) = xml::parse_list_parts(&body)?;
-            parts.extend(page);
-            match next {
-                Some(m) if Some(m) != marker => marker = Some(m),
+            let page = xml::parse_list_parts(&body)?;
+            parts.extend(page.parts);
+            match page.next_part_number_marker {
+                Some(m) if page.is_truncated && Some(m) != marker => marker = Some(m),
                 _ => return Ok(parts),
             }
         }
@@ -893,10 +919,10 @@ pub async fn copy_object(
         store.complete_multipart(dst, &upload_id, &parts).await
     }
     .await;
-    if result.is_err() {
-        if let Err(e) = store.abort_multipart(dst, &upload_id).await {
-            warn!(key = dst, error = %e, "could not abort the failed copy's upload");
-        }
+    if result.is_err()
+        && let Err(e) = store.abort_multipart(dst, &upload_id).await
+    {
+        warn!(key = dst, error = %e, "could not abort the failed copy's upload");
     }
     result
 }
