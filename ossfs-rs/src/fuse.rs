@@ -37,7 +37,7 @@ use crate::store::ObjectStore;
 
 /// Largest write the kernel sends in one request (this kernel's cap is
 /// 256 pages, see DESIGN.md section 2).
-const MAX_WRITE: u32 = 1024 * 1024;
+pub const MAX_WRITE: u32 = 1024 * 1024;
 
 /// Build the filesystem the mount command serves: `store` addressed
 /// through `config`, its async work run on `runtime`. Fails when the
