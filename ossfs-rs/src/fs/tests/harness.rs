@@ -2,17 +2,16 @@
 //! prefix, plus helpers that walk paths the way the kernel would.
 
 use std::ffi::OsStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::fs::{Caller, DirPlusSink, DirSink, Entry, Fs, FsConfig, FsError, Kind};
 use crate::store::{
-    ByteRange, ClientConfig, CompletedPart, CopyOptions, Credentials, DeleteFailure, GetObject,
-    ListPage, ListRequest, ObjectMeta, ObjectStore, PartInfo, Provider, PutOptions, PutResult,
-    RestClient, StoreError, StoreResult, credentials::StaticProvider,
+    ByteRange, CompletedPart, CopyOptions, DeleteFailure, GetObject, ListPage, ListRequest,
+    ObjectMeta, ObjectStore, PartInfo, Provider, PutOptions, PutResult, StoreError, StoreResult,
 };
 
 /// The caller every test acts as.
@@ -23,27 +22,8 @@ pub fn caller() -> Caller {
     }
 }
 
-/// The server every test talks to.
 fn server_store() -> Arc<dyn ObjectStore> {
-    static STORE: OnceLock<Arc<dyn ObjectStore>> = OnceLock::new();
-    STORE
-        .get_or_init(|| {
-            let spec = std::env::var("OSSFS_TEST_S3").unwrap_or_else(|_| {
-                panic!("set OSSFS_TEST_S3=endpoint|bucket|key|secret|region to an S3 server")
-            });
-            let parts: Vec<&str> = spec.split('|').collect();
-            let [endpoint, bucket, key, secret, region] = parts[..] else {
-                panic!("OSSFS_TEST_S3 must be endpoint|bucket|key|secret|region");
-            };
-            let mut config = ClientConfig::new(Provider::S3, endpoint, bucket);
-            config.region = Some(region.to_string());
-            config.path_style = true;
-            let creds = StaticProvider::new(Credentials::new(key, secret), "test");
-            let client =
-                RestClient::new(config, Arc::new(creds)).unwrap_or_else(|e| panic!("client: {e}"));
-            Arc::new(client) as Arc<dyn ObjectStore>
-        })
-        .clone()
+    crate::test_support::server_store()
 }
 
 /// A filesystem under a fresh prefix, and direct access to the bucket.
@@ -70,7 +50,7 @@ impl Env {
         f: impl FnOnce(&mut FsConfig),
         wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
     ) -> Self {
-        let prefix = format!("fs-test-{:016x}/", rand::random::<u64>());
+        let prefix = crate::test_support::random_prefix("fs-test");
         Self::build(server_store(), prefix, f, wrap)
     }
 
