@@ -954,3 +954,30 @@ async fn store_errors_keep_their_meaning() {
     let err = FsError::store("x", StoreError::NotFound { key: "k".into() });
     assert_eq!(err.errno(), libc::ENOENT);
 }
+
+#[tokio::test]
+async fn a_failed_last_close_keeps_the_staged_data_on_disk() {
+    let faults = harness::FailingParts::new();
+    let env = Env::with_store_wrapper(
+        |c| c.multipart_size = 5 * 1024 * 1024,
+        |inner| Arc::new(harness::Faulty::new(inner, faults.clone())),
+    )
+    .await;
+    let c = env
+        .fs
+        .create(Fs::root(), os("lost"), 0o644, libc::O_WRONLY, caller())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ino = c.entry.attr.ino.0;
+    let data = Bytes::from(vec![1u8; 6 * 1024 * 1024]);
+    env.fs
+        .write(ino, c.fh, 0, data)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    faults.fail_part(1);
+    let r = env.fs.release(ino, c.fh).await;
+    assert_eq!(r.map_err(|e| e.errno()).err(), Some(libc::EIO));
+    assert_eq!(env.staging_count(), 0, "the inode no longer has a writer");
+    assert_eq!(env.staging_files(), 1, "but its data stays on disk");
+    assert_eq!(env.get("lost").await.as_deref(), Some(&b""[..]));
+}
