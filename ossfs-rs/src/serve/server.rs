@@ -21,7 +21,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use s3s::auth::SimpleAuth;
+use s3s::auth::{S3Auth, SecretKey};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -198,10 +198,10 @@ impl EmbeddedServer {
         })?;
 
         let mut builder = S3ServiceBuilder::new(MemS3::new(store.clone(), config.region.clone()));
-        builder.set_auth(SimpleAuth::from_single(
-            config.access_key.clone(),
-            config.secret_key.clone(),
-        ));
+        builder.set_auth(SingleKeyAuth {
+            access_key: config.access_key.clone(),
+            secret_key: SecretKey::from(config.secret_key.clone()),
+        });
         let service = builder.build();
 
         let (stop, stop_rx) = watch::channel(false);
@@ -263,6 +263,27 @@ impl Drop for EmbeddedServer {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             task.abort();
+        }
+    }
+}
+
+/// The one key pair the endpoint accepts. Unlike `s3s::auth::SimpleAuth`
+/// it answers an unknown key id with S3's `InvalidAccessKeyId`.
+struct SingleKeyAuth {
+    access_key: String,
+    secret_key: SecretKey,
+}
+
+#[async_trait::async_trait]
+impl S3Auth for SingleKeyAuth {
+    async fn get_secret_key(&self, access_key: &str) -> s3s::S3Result<SecretKey> {
+        if access_key == self.access_key {
+            Ok(self.secret_key.clone())
+        } else {
+            Err(s3s::s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            ))
         }
     }
 }
