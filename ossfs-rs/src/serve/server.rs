@@ -22,6 +22,7 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use s3s::auth::{S3Auth, SecretKey};
+use s3s::host::{S3Host, VirtualHost};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -202,6 +203,7 @@ impl EmbeddedServer {
             access_key: config.access_key.clone(),
             secret_key: SecretKey::from(config.secret_key.clone()),
         });
+        builder.set_host(LocalhostVirtualHost);
         let service = builder.build();
 
         let (stop, stop_rx) = watch::channel(false);
@@ -284,6 +286,23 @@ impl S3Auth for SingleKeyAuth {
                 InvalidAccessKeyId,
                 "The AWS Access Key Id you provided does not exist in our records."
             ))
+        }
+    }
+}
+
+/// Path style everywhere, plus virtual-host style under `localhost`
+/// (`bucket.localhost:PORT`, which RFC 6761 resolvers map to loopback).
+/// s3s only consults this for host names: `127.0.0.1:PORT` is path style.
+struct LocalhostVirtualHost;
+
+impl S3Host for LocalhostVirtualHost {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<VirtualHost<'a>> {
+        let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+        match name.strip_suffix(".localhost") {
+            Some(bucket) if !bucket.is_empty() => {
+                Ok(VirtualHost::new("localhost").with_bucket(bucket))
+            }
+            _ => Ok(VirtualHost::new(name)),
         }
     }
 }
@@ -387,6 +406,50 @@ mod tests {
         assert!(c.validate().is_ok());
         c.region = "us east".into();
         assert!(c.validate().is_err());
+    }
+
+    /// Send one raw HTTP/1.1 request and return the status line and body.
+    async fn raw_request(addr: SocketAddr, head: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn unsigned_requests_are_refused() {
+        let server = EmbeddedServer::start(ServeConfig::with_random_keys().bucket("bucket-one"))
+            .await
+            .unwrap();
+        for host in ["127.0.0.1", "localhost", "bucket-one.localhost"] {
+            let reply = raw_request(
+                server.addr(),
+                &format!(
+                    "GET /bucket-one/key HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                ),
+            )
+            .await;
+            assert!(reply.starts_with("HTTP/1.1 403"), "{reply}");
+            assert!(reply.contains("<Code>AccessDenied</Code>"), "{reply}");
+        }
+        server.shutdown().await;
+    }
+
+    #[test]
+    fn virtual_host_names_the_bucket_under_localhost_only() {
+        let h = LocalhostVirtualHost;
+        let vh = h.parse_host_header("bkt.localhost:9000").unwrap();
+        assert_eq!(vh.bucket(), Some("bkt"));
+        assert_eq!(
+            h.parse_host_header("localhost:9000").unwrap().bucket(),
+            None
+        );
+        assert_eq!(
+            h.parse_host_header("myhost.example:9000").unwrap().bucket(),
+            None
+        );
     }
 
     #[tokio::test]
