@@ -159,6 +159,53 @@ pub fn md5_of(body: &[u8]) -> [u8; 16] {
     Md5::digest(body).into()
 }
 
+/// A request body with its MD5, computed once: the ETag and the
+/// `Content-MD5` check share it, and the caller can hash off the runtime.
+#[derive(Clone)]
+pub struct HashedBody {
+    data: Bytes,
+    md5: [u8; 16],
+}
+
+impl HashedBody {
+    /// Hash `data` (MD5 runs at memory speed; large bodies are best hashed
+    /// on a blocking thread).
+    pub fn new(data: Bytes) -> Self {
+        let md5 = md5_of(&data);
+        Self { data, md5 }
+    }
+
+    /// The body's MD5.
+    pub fn md5(&self) -> [u8; 16] {
+        self.md5
+    }
+
+    /// The body's length.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+impl std::fmt::Debug for HashedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashedBody")
+            .field("len", &self.data.len())
+            .field("md5", &hex::encode(self.md5))
+            .finish()
+    }
+}
+
+impl From<Bytes> for HashedBody {
+    fn from(data: Bytes) -> Self {
+        Self::new(data)
+    }
+}
+
 /// One stored object version (immutable).
 #[derive(Debug, Clone)]
 pub struct StoredObject {
@@ -396,13 +443,14 @@ impl MemStore {
         &self,
         bucket: &str,
         key: &str,
-        body: Bytes,
+        body: impl Into<HashedBody>,
         attrs: ObjectAttrs,
         cond: &WriteCondition,
     ) -> MemResult<Arc<StoredObject>> {
-        let etag = hex::encode(md5_of(&body));
+        let body = body.into();
+        let etag = hex::encode(body.md5);
         let obj = Arc::new(StoredObject {
-            data: ObjectData::from_bytes(body),
+            data: ObjectData::from_bytes(body.data),
             etag,
             last_modified: SystemTime::now(),
             content_type: attrs.content_type,
@@ -500,12 +548,13 @@ impl MemStore {
         key: &str,
         upload_id: &str,
         part_number: u32,
-        body: Bytes,
+        body: impl Into<HashedBody>,
     ) -> MemResult<String> {
         check_part_number(part_number)?;
-        let md5 = md5_of(&body);
+        let body = body.into();
+        let md5 = body.md5;
         let part = StoredPart {
-            data: ObjectData::from_bytes(body),
+            data: ObjectData::from_bytes(body.data),
             md5,
             last_modified: SystemTime::now(),
         };

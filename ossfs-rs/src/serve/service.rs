@@ -27,8 +27,8 @@ use s3s::stream::{ByteStream, RemainingLength};
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, StdError, s3_error};
 
 use super::memstore::{
-    CopyDirective, ListOutcome, ListQuery, MAX_LIST_KEYS, MemError, MemStore, ObjectAttrs,
-    StoredObject, WriteCondition, md5_of,
+    CopyDirective, HashedBody, ListOutcome, ListQuery, MAX_LIST_KEYS, MemError, MemStore,
+    ObjectAttrs, StoredObject, WriteCondition,
 };
 
 /// Largest chunk a GET body is cut into.
@@ -107,13 +107,8 @@ fn from_metadata(m: &BTreeMap<String, String>) -> Option<Metadata> {
     (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
 }
 
-/// Read a request body into one buffer, checking its length and, when the
-/// client sent one, its `Content-MD5`.
-async fn collect_body(
-    body: Option<StreamingBlob>,
-    content_length: Option<i64>,
-    content_md5: Option<&str>,
-) -> S3Result<Bytes> {
+/// Read a request body into one buffer and check its length.
+async fn collect_body(body: Option<StreamingBlob>, content_length: Option<i64>) -> S3Result<Bytes> {
     let mut chunks: Vec<Bytes> = Vec::new();
     if let Some(mut body) = body {
         while let Some(chunk) = body.next().await {
@@ -145,20 +140,52 @@ async fn collect_body(
             out.len()
         ));
     }
-    if let Some(md5) = content_md5 {
-        let want = base64::engine::general_purpose::STANDARD
-            .decode(md5.trim())
-            .ok()
-            .filter(|d| d.len() == 16)
-            .ok_or_else(|| s3_error!(InvalidDigest, "Content-MD5 is not the base64 of 16 bytes"))?;
-        if want[..] != md5_of(&out)[..] {
-            return Err(s3_error!(
-                BadDigest,
-                "the Content-MD5 you specified did not match what we received"
-            ));
-        }
-    }
     Ok(out)
+}
+
+/// Bodies at least this large are hashed on a blocking thread.
+const HASH_OFF_RUNTIME: usize = 256 * 1024;
+
+/// Hash a body once (for the ETag) and check the client's `Content-MD5`.
+async fn hash_body(body: Bytes, content_md5: Option<&str>) -> S3Result<HashedBody> {
+    let want = match content_md5 {
+        None => None,
+        Some(md5) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(md5.trim())
+                .ok()
+                .filter(|d| d.len() == 16)
+                .ok_or_else(|| {
+                    s3_error!(InvalidDigest, "Content-MD5 is not the base64 of 16 bytes")
+                })?,
+        ),
+    };
+    let hashed = if body.len() >= HASH_OFF_RUNTIME {
+        tokio::task::spawn_blocking(move || HashedBody::new(body))
+            .await
+            .map_err(S3Error::internal_error)?
+    } else {
+        HashedBody::new(body)
+    };
+    if let Some(want) = want
+        && want[..] != hashed.md5()[..]
+    {
+        return Err(s3_error!(
+            BadDigest,
+            "the Content-MD5 you specified did not match what we received"
+        ));
+    }
+    Ok(hashed)
+}
+
+/// Read, length-check, hash and `Content-MD5`-check a request body.
+async fn receive_body(
+    body: Option<StreamingBlob>,
+    content_length: Option<i64>,
+    content_md5: Option<&str>,
+) -> S3Result<HashedBody> {
+    let bytes = collect_body(body, content_length).await?;
+    hash_body(bytes, content_md5).await
 }
 
 fn body_error(e: StdError) -> S3Error {
@@ -621,7 +648,7 @@ impl S3 for MemS3 {
         if !self.store.bucket_exists(&i.bucket) {
             return Err(mem_err(MemError::NoSuchBucket(i.bucket)));
         }
-        let body = collect_body(i.body, i.content_length, i.content_md5.as_deref()).await?;
+        let body = receive_body(i.body, i.content_length, i.content_md5.as_deref()).await?;
         let size = body.len();
         let attrs = ObjectAttrs {
             content_type: i.content_type,
@@ -866,7 +893,7 @@ impl S3 for MemS3 {
         if !self.store.bucket_exists(&i.bucket) {
             return Err(mem_err(MemError::NoSuchBucket(i.bucket)));
         }
-        let body = collect_body(i.body, i.content_length, i.content_md5.as_deref()).await?;
+        let body = receive_body(i.body, i.content_length, i.content_md5.as_deref()).await?;
         let e = self
             .store
             .upload_part(&i.bucket, &i.key, &i.upload_id, n, body)
@@ -900,18 +927,16 @@ impl S3 for MemS3 {
                 }
             },
         };
-        let (e, at) = self
-            .store
-            .upload_part_copy(
-                &i.bucket,
-                &i.key,
-                &i.upload_id,
-                n,
-                src_bucket,
-                src_key,
-                range,
-            )
-            .map_err(mem_err)?;
+        // Hashing the copied range is the slow part: keep it off the runtime.
+        let store = self.store.clone();
+        let (src_bucket, src_key) = (src_bucket.to_owned(), src_key.to_owned());
+        let (bucket, key, upload_id) = (i.bucket.clone(), i.key.clone(), i.upload_id.clone());
+        let (e, at) = tokio::task::spawn_blocking(move || {
+            store.upload_part_copy(&bucket, &key, &upload_id, n, &src_bucket, &src_key, range)
+        })
+        .await
+        .map_err(S3Error::internal_error)?
+        .map_err(mem_err)?;
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(etag(&e)),
@@ -1018,6 +1043,7 @@ impl S3 for MemS3 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::memstore::md5_of;
     use super::*;
 
     #[tokio::test]
@@ -1048,23 +1074,28 @@ mod tests {
             ])))
         };
         let md5 = base64::engine::general_purpose::STANDARD.encode(md5_of(b"hello"));
-        let got = collect_body(blob(b"hello"), Some(5), Some(&md5))
+        let got = receive_body(blob(b"hello"), Some(5), Some(&md5))
             .await
             .unwrap();
-        assert_eq!(got, Bytes::from_static(b"hello"));
-        let e = collect_body(blob(b"hellx"), Some(5), Some(&md5))
+        assert_eq!(got.md5(), md5_of(b"hello"));
+        assert_eq!(got.len(), 5);
+        let e = receive_body(blob(b"hellx"), Some(5), Some(&md5))
             .await
             .unwrap_err();
         assert_eq!(*e.code(), S3ErrorCode::BadDigest);
-        let e = collect_body(blob(b"hello"), Some(5), Some("bm9wZQ=="))
+        let e = receive_body(blob(b"hello"), Some(5), Some("bm9wZQ=="))
             .await
             .unwrap_err();
         assert_eq!(*e.code(), S3ErrorCode::InvalidDigest);
-        let e = collect_body(blob(b"hello"), Some(6), None)
+        let e = receive_body(blob(b"hello"), Some(6), None)
             .await
             .unwrap_err();
         assert_eq!(*e.code(), S3ErrorCode::IncompleteBody);
-        assert!(collect_body(None, None, None).await.unwrap().is_empty());
+        assert!(receive_body(None, None, None).await.unwrap().is_empty());
+        // Large bodies are hashed on a blocking thread, with the same result.
+        let big = Bytes::from(vec![3u8; HASH_OFF_RUNTIME + 1]);
+        let h = hash_body(big.clone(), None).await.unwrap();
+        assert_eq!(h.md5(), md5_of(&big));
     }
 
     #[test]
@@ -1092,5 +1123,221 @@ mod tests {
         let e = resolve_range(Some(&r("bytes=5-")), 5).unwrap_err();
         assert_eq!(*e.code(), S3ErrorCode::InvalidRange);
         assert_eq!(resolve_range(None, 5).unwrap(), None);
+    }
+
+    // ---- the S3 operations, called directly (s3s's wire layer is covered
+    // by the integration tests through the REST client) ----
+
+    fn req<T>(input: T) -> S3Request<T> {
+        S3Request {
+            input,
+            method: http::Method::GET,
+            uri: http::Uri::from_static("/"),
+            headers: http::HeaderMap::new(),
+            extensions: http::Extensions::new(),
+            credentials: None,
+            region: None,
+            service: None,
+            trailing_headers: None,
+        }
+    }
+
+    fn s3() -> MemS3 {
+        let store = Arc::new(MemStore::new(0));
+        store.create_bucket("bkt").unwrap();
+        for k in ["a b", "a+b/1", "a+b/2", "c", "d/e/f"] {
+            store
+                .put_object(
+                    "bkt",
+                    k,
+                    Bytes::from(k.to_owned()),
+                    ObjectAttrs::default(),
+                    &WriteCondition::None,
+                )
+                .unwrap();
+        }
+        MemS3::new(store, "us-east-1")
+    }
+
+    fn names(
+        contents: &Option<ObjectList>,
+        prefixes: &Option<CommonPrefixList>,
+    ) -> (Vec<String>, Vec<String>) {
+        (
+            contents
+                .iter()
+                .flatten()
+                .filter_map(|o| o.key.clone())
+                .collect(),
+            prefixes
+                .iter()
+                .flatten()
+                .filter_map(|p| p.prefix.clone())
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn list_v1_pages_with_marker_and_next_marker() {
+        let s3 = s3();
+        let mut marker: Option<String> = None;
+        let mut seen = Vec::new();
+        loop {
+            let out = s3
+                .list_objects(req(ListObjectsInput {
+                    bucket: "bkt".into(),
+                    delimiter: Some("/".into()),
+                    marker: marker.clone(),
+                    max_keys: Some(1),
+                    ..Default::default()
+                }))
+                .await
+                .unwrap()
+                .output;
+            let (k, p) = names(&out.contents, &out.common_prefixes);
+            seen.extend(k);
+            seen.extend(p);
+            if out.is_truncated != Some(true) {
+                assert_eq!(out.next_marker, None);
+                break;
+            }
+            marker = out.next_marker;
+        }
+        assert_eq!(seen, vec!["a b", "a+b/", "c", "d/"]);
+    }
+
+    #[tokio::test]
+    async fn list_v2_url_encoding_and_start_after() {
+        let s3 = s3();
+        let out = s3
+            .list_objects_v2(req(ListObjectsV2Input {
+                bucket: "bkt".into(),
+                delimiter: Some("/".into()),
+                encoding_type: Some(EncodingType::from_static(EncodingType::URL)),
+                start_after: Some("a b".into()),
+                max_keys: Some(2),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .output;
+        let (k, p) = names(&out.contents, &out.common_prefixes);
+        assert_eq!(p, vec!["a%2Bb/"]);
+        assert_eq!(k, vec!["c"]);
+        assert_eq!(out.start_after.as_deref(), Some("a%20b"));
+        assert_eq!(out.key_count, Some(2));
+        assert_eq!(out.is_truncated, Some(true));
+        let token = out.next_continuation_token.unwrap();
+        let out = s3
+            .list_objects_v2(req(ListObjectsV2Input {
+                bucket: "bkt".into(),
+                delimiter: Some("/".into()),
+                continuation_token: Some(token.clone()),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .output;
+        assert_eq!(names(&out.contents, &out.common_prefixes).1, vec!["d/"]);
+        assert_eq!(out.continuation_token, Some(token));
+        assert_eq!(out.is_truncated, Some(false));
+        let bad = s3
+            .list_objects_v2(req(ListObjectsV2Input {
+                bucket: "bkt".into(),
+                continuation_token: Some("%%%".into()),
+                ..Default::default()
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(*bad.code(), S3ErrorCode::InvalidArgument);
+        let missing = s3
+            .list_objects_v2(req(ListObjectsV2Input {
+                bucket: "nope".into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(*missing.code(), S3ErrorCode::NoSuchBucket);
+    }
+
+    #[tokio::test]
+    async fn conditional_get_and_head() {
+        let s3 = s3();
+        let etag_c = ETag::Strong(hex::encode(md5_of(b"c")));
+        let get = |if_match: Option<ETagCondition>, if_none_match: Option<ETagCondition>| {
+            s3.get_object(req(GetObjectInput {
+                bucket: "bkt".into(),
+                key: "c".into(),
+                if_match,
+                if_none_match,
+                ..Default::default()
+            }))
+        };
+        assert!(
+            get(Some(ETagCondition::ETag(etag_c.clone())), None)
+                .await
+                .is_ok()
+        );
+        let e = get(
+            Some(ETagCondition::ETag(ETag::Strong("0".repeat(32)))),
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(*e.code(), S3ErrorCode::PreconditionFailed);
+        let e = get(None, Some(ETagCondition::ETag(etag_c.clone())))
+            .await
+            .unwrap_err();
+        assert_eq!(*e.code(), S3ErrorCode::NotModified);
+        assert!(
+            get(None, Some(ETagCondition::ETag(ETag::Strong("x".into()))))
+                .await
+                .is_ok()
+        );
+        let future = Timestamp::from(SystemTime::now() + std::time::Duration::from_secs(3600));
+        let e = s3
+            .head_object(req(HeadObjectInput {
+                bucket: "bkt".into(),
+                key: "c".into(),
+                if_modified_since: Some(future),
+                ..Default::default()
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(*e.code(), S3ErrorCode::NotModified);
+        let h = s3
+            .head_object(req(HeadObjectInput {
+                bucket: "bkt".into(),
+                key: "d/e/f".into(),
+                range: Some(Range::Int {
+                    first: 1,
+                    last: Some(2),
+                }),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .output;
+        assert_eq!(h.content_length, Some(2));
+        assert_eq!(h.content_range.as_deref(), Some("bytes 1-2/5"));
+        assert_eq!(h.content_type.as_deref(), Some(DEFAULT_CONTENT_TYPE));
+    }
+
+    #[tokio::test]
+    async fn requests_signed_for_another_region_are_refused() {
+        let s3 = s3();
+        let mut r = req(HeadBucketInput {
+            bucket: "bkt".into(),
+            ..Default::default()
+        });
+        r.region = Some(s3s::region::Region::new("eu-west-1".into()).unwrap());
+        let e = s3.head_bucket(r).await.unwrap_err();
+        assert_eq!(*e.code(), S3ErrorCode::AuthorizationHeaderMalformed);
+        let mut r = req(HeadBucketInput {
+            bucket: "bkt".into(),
+            ..Default::default()
+        });
+        r.region = Some(s3s::region::Region::new("us-east-1".into()).unwrap());
+        assert!(s3.head_bucket(r).await.is_ok());
     }
 }
