@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ossfs_rs::demo::{DemoArgs, run_demo};
+use ossfs_rs::demo::{DemoArgs, DemoError, exercise, run_demo};
 use ossfs_rs::serve::{EmbeddedServer, ServeConfig};
 use ossfs_rs::store::credentials::StaticProvider;
 use ossfs_rs::store::{
-    ByteRange, ClientConfig, CompletedPart, CopyOptions, Credentials, ListRequest,
-    MetadataDirective, ObjectStore, Provider, PutOptions, RestClient, StoreError,
+    ByteRange, ClientConfig, CompletedPart, CopyOptions, Credentials, DeleteFailure, GetObject,
+    ListPage, ListRequest, MetadataDirective, ObjectMeta, ObjectStore, PartInfo, Provider,
+    PutOptions, PutResult, RestClient, StoreError, StoreResult,
 };
 
 const BUCKET: &str = "test-bucket";
@@ -460,5 +461,154 @@ async fn auth_and_bucket_errors() {
     let wrong_region =
         RestClient::new(config, Arc::new(StaticProvider::new(good, "test"))).unwrap();
     assert!(wrong_region.head("k").await.is_err());
+    server.shutdown().await;
+}
+
+/// A store that flips one byte of every GET chunk of `victim`: the demo
+/// must notice, so its "every step checked out" cannot pass vacuously.
+struct CorruptingStore {
+    inner: RestClient,
+    victim: String,
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for CorruptingStore {
+    fn provider(&self) -> Provider {
+        self.inner.provider()
+    }
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+    async fn head(&self, key: &str) -> StoreResult<ObjectMeta> {
+        self.inner.head(key).await
+    }
+    async fn get(&self, key: &str, range: Option<ByteRange>) -> StoreResult<GetObject> {
+        use futures::StreamExt;
+        let mut g = self.inner.get(key, range).await?;
+        if key == self.victim {
+            g.body = g
+                .body
+                .map(|c| {
+                    c.map(|c| {
+                        let mut v = c.to_vec();
+                        if let Some(b) = v.last_mut() {
+                            *b ^= 0x55;
+                        }
+                        Bytes::from(v)
+                    })
+                })
+                .boxed();
+        }
+        Ok(g)
+    }
+    async fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> StoreResult<PutResult> {
+        self.inner.put(key, body, opts).await
+    }
+    async fn list_page(&self, req: &ListRequest, token: Option<&str>) -> StoreResult<ListPage> {
+        self.inner.list_page(req, token).await
+    }
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        self.inner.delete(key).await
+    }
+    async fn delete_multiple(&self, keys: &[String]) -> StoreResult<Vec<DeleteFailure>> {
+        self.inner.delete_multiple(keys).await
+    }
+    async fn copy(&self, src: &str, dst: &str, opts: &CopyOptions) -> StoreResult<PutResult> {
+        self.inner.copy(src, dst, opts).await
+    }
+    async fn create_multipart(&self, key: &str, opts: &PutOptions) -> StoreResult<String> {
+        self.inner.create_multipart(key, opts).await
+    }
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        n: u32,
+        body: Bytes,
+    ) -> StoreResult<String> {
+        self.inner.upload_part(key, upload_id, n, body).await
+    }
+    async fn upload_part_copy(
+        &self,
+        src: &str,
+        range: ByteRange,
+        key: &str,
+        upload_id: &str,
+        n: u32,
+    ) -> StoreResult<String> {
+        self.inner
+            .upload_part_copy(src, range, key, upload_id, n)
+            .await
+    }
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> StoreResult<PutResult> {
+        self.inner.complete_multipart(key, upload_id, parts).await
+    }
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
+        self.inner.abort_multipart(key, upload_id).await
+    }
+    async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
+        self.inner.list_parts(key, upload_id).await
+    }
+    async fn append(
+        &self,
+        key: &str,
+        position: u64,
+        body: Bytes,
+        opts: &PutOptions,
+    ) -> StoreResult<u64> {
+        self.inner.append(key, position, body, opts).await
+    }
+    async fn put_symlink(&self, key: &str, target: &str, opts: &PutOptions) -> StoreResult<()> {
+        self.inner.put_symlink(key, target, opts).await
+    }
+    async fn get_symlink(&self, key: &str) -> StoreResult<String> {
+        self.inner.get_symlink(key).await
+    }
+}
+
+#[tokio::test]
+async fn demo_steps_detect_a_wrong_answer_and_a_failing_store() {
+    let server = server().await;
+    let args = DemoArgs {
+        size_mib: 5,
+        part_mib: 5,
+        parallel: 2,
+    };
+    let corrupt = CorruptingStore {
+        inner: client(&server),
+        victim: "p/big.bin".into(),
+    };
+    let mut out = Vec::new();
+    match exercise(&corrupt, &args, "p/", &mut out).await {
+        Err(DemoError::Check { step, .. }) => assert_eq!(step, "read back"),
+        other => panic!("a corrupted read went unnoticed: {other:?}"),
+    }
+    let no_bucket = client_with(&server, "no-such-bucket", server.credentials());
+    match exercise(&no_bucket, &args, "", &mut out).await {
+        Err(DemoError::Store { step, source }) => {
+            assert_eq!(step, "put objects");
+            assert!(
+                matches!(source, StoreError::NoSuchBucket { .. }),
+                "{source:?}"
+            );
+        }
+        other => panic!("a missing bucket went unnoticed: {other:?}"),
+    }
+    assert!(matches!(
+        run_demo(
+            &DemoArgs {
+                part_mib: 1,
+                ..DemoArgs::default()
+            },
+            &mut out
+        )
+        .await,
+        Err(DemoError::Args(_))
+    ));
     server.shutdown().await;
 }

@@ -138,7 +138,23 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         buckets: buckets.clone(),
         min_part_size: args.min_part_size,
     };
-    let result = run_until_signal(config, &secret, &buckets).await;
+    // With a generated secret, also leave an ossfs-style passwd file
+    // (`ak:sk`, mode 0600) beside it, so a mount can use it as is.
+    let passwd = match &secret.cleanup_dir {
+        Some(dir) => {
+            let path = dir.join("passwd");
+            let line = format!("{}:{}", config.access_key, config.secret_key);
+            match write_secret_file(&path, &line) {
+                Ok(()) => Some(path),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(dir);
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
+    let result = run_until_signal(config, &secret, passwd.as_deref(), &buckets).await;
     if let Some(dir) = &secret.cleanup_dir {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -148,6 +164,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
 async fn run_until_signal(
     config: ServeConfig,
     secret: &SecretSource,
+    passwd: Option<&Path>,
     buckets: &[String],
 ) -> Result<(), CliError> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -164,6 +181,15 @@ async fn run_until_signal(
     let _ = writeln!(out, "  buckets:    {}", buckets.join(", "));
     let _ = writeln!(out, "  access key: {}", server.access_key());
     let _ = writeln!(out, "  secret key: {}", secret.description);
+    if let Some(p) = passwd {
+        let _ = writeln!(out, "  passwd:     {} (ak:sk, mode 0600)", p.display());
+        let _ = writeln!(
+            out,
+            "  mount with: -o url={},use_path_request_style,passwd_file={}",
+            server.endpoint(),
+            p.display()
+        );
+    }
     let _ = writeln!(out, "Stop with Ctrl-C or SIGTERM.");
     let _ = out.flush();
     drop(out);
