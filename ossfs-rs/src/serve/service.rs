@@ -235,7 +235,7 @@ impl Stream for ChunkStream {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = self.remaining.div_ceil(GET_CHUNK);
-        (n.min(self.segments.len()), Some(n + self.segments.len()))
+        (n.max(self.segments.len()), Some(n + self.segments.len()))
     }
 }
 
