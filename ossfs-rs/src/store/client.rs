@@ -334,10 +334,7 @@ impl RestClient {
         let lower = detail.to_ascii_lowercase();
         if e.is_timeout() {
             StoreError::Timeout(self.inner.config.read_timeout)
-        } else if lower.contains("certificate")
-            || lower.contains("tls")
-            || lower.contains("handshake")
-        {
+        } else if TLS_WORDS.iter().any(|word| lower.contains(word)) {
             StoreError::Tls { endpoint, detail }
         } else if e.is_connect() {
             StoreError::Unreachable { endpoint, detail }
@@ -521,6 +518,17 @@ fn decode_header_value(v: &str) -> String {
         .decode_utf8_lossy()
         .into_owned()
 }
+
+/// Words in a transport error that point at TLS: certificate problems, and
+/// rustls's "received corrupt message of type InvalidContentType" when an
+/// `https://` URL meets a plain-HTTP server.
+const TLS_WORDS: [&str; 5] = [
+    "certificate",
+    "tls",
+    "handshake",
+    "corrupt message",
+    "invalidcontenttype",
+];
 
 /// A transport error with its causes, which name the real problem
 /// (`connection refused`, `invalid peer certificate`).
