@@ -589,12 +589,13 @@ mod tests {
 
     use super::*;
     use crate::store::StoreError;
-    use crate::test_support::{random_prefix, server_store};
+    use crate::test_support::{random_prefix, test_server};
 
     #[test]
     fn mount_write_read_rename_unmount() {
         let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
-        let store = server_store();
+        let server = rt.block_on(test_server());
+        let store = server.store.clone();
         let prefix = random_prefix("fuse-test");
         let staging = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let mnt = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));

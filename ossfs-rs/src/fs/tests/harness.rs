@@ -13,6 +13,7 @@ use crate::store::{
     ByteRange, CompletedPart, CopyOptions, DeleteFailure, GetObject, ListPage, ListRequest,
     ObjectMeta, ObjectStore, PartInfo, Provider, PutOptions, PutResult, StoreError, StoreResult,
 };
+use crate::test_support::{TestServer, test_server};
 
 /// The caller every test acts as.
 pub fn caller() -> Caller {
@@ -20,10 +21,6 @@ pub fn caller() -> Caller {
         uid: 1234,
         gid: 5678,
     }
-}
-
-fn server_store() -> Arc<dyn ObjectStore> {
-    crate::test_support::server_store()
 }
 
 /// A filesystem under a fresh prefix, and direct access to the bucket.
@@ -34,6 +31,7 @@ pub struct Env {
     /// This test's prefix in the bucket (ends with `/`).
     pub prefix: String,
     staging: tempfile::TempDir,
+    _server: Option<TestServer>,
 }
 
 impl Env {
@@ -51,7 +49,10 @@ impl Env {
         wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
     ) -> Self {
         let prefix = crate::test_support::random_prefix("fs-test");
-        Self::build(server_store(), prefix, f, wrap)
+        let server = test_server().await;
+        let mut env = Self::build(server.store.clone(), prefix, f, wrap);
+        env._server = Some(server);
+        env
     }
 
     /// A second filesystem on the same bucket area as `other` (for a
@@ -79,6 +80,7 @@ impl Env {
             store,
             prefix,
             staging,
+            _server: None,
         }
     }
 
