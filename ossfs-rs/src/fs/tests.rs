@@ -915,6 +915,13 @@ async fn caches_and_name_limits() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(env.fs.lookup(root, os("mine")).await.is_ok());
+    let root_attr = env
+        .fs
+        .getattr(root)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .attr;
+    assert_eq!(root_attr.perm, 0o755);
     let statfs = env.fs.statfs();
     assert_eq!(statfs.namelen, 255);
     assert!(statfs.bavail > 0);
@@ -927,7 +934,13 @@ async fn caches_and_name_limits() {
 
 #[tokio::test]
 async fn a_mount_prefix_scopes_every_key() {
-    let env = Env::new().await;
+    let env = Env::with(|c| c.mp_umask = Some(0o027)).await;
+    let root = env
+        .fs
+        .getattr(Fs::root())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(root.attr.perm, 0o750);
     env.put("outside", b"", &[]).await;
     env.put("mnt/inside", b"in", &[]).await;
     let sub = Env::sharing(&env, |c| c.prefix = format!("{}mnt", env.prefix)).await;
