@@ -20,3 +20,6 @@ pub mod options;
 pub mod serve;
 pub mod store;
 pub mod upload;
+
+#[cfg(test)]
+mod test_support;
