@@ -13,6 +13,7 @@
 pub mod check;
 pub mod cli;
 pub mod demo;
+pub mod demo_mount;
 pub mod fs;
 pub mod fuse;
 pub mod mount;
