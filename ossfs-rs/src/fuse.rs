@@ -42,6 +42,11 @@ const MAX_WRITE: u32 = 1024 * 1024;
 /// Build the filesystem the mount command serves: `store` addressed
 /// through `config`, its async work run on `runtime`. Fails when the
 /// staging directory cannot be created.
+///
+/// Then, from a plain thread (not inside the runtime: the session loop
+/// blocks), `fuser::Session::new(fs, mountpoint, &fuser_config)?.run()`
+/// or `.spawn()`. Keep `runtime` alive until the session has ended: the
+/// unmount (`destroy`) still uploads what open files staged.
 pub fn new(
     store: Arc<dyn ObjectStore>,
     config: FsConfig,
