@@ -42,6 +42,11 @@ pub const MAX_WRITE: u32 = 1024 * 1024;
 /// Build the filesystem the mount command serves: `store` addressed
 /// through `config`, its async work run on `runtime`. Fails when the
 /// staging directory cannot be created.
+///
+/// Then, from a plain thread (not inside the runtime: the session loop
+/// blocks), `fuser::Session::new(fs, mountpoint, &fuser_config)?.run()`
+/// or `.spawn()`. Keep `runtime` alive until the session has ended: the
+/// unmount (`destroy`) still uploads what open files staged.
 pub fn new(
     store: Arc<dyn ObjectStore>,
     config: FsConfig,
@@ -625,6 +630,34 @@ mod tests {
         );
         let meta = std::fs::metadata(root.join("docs/a.txt")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(meta.len(), 10);
+        // Overwrite (the kernel truncates through setattr), append, truncate.
+        std::fs::write(root.join("docs/c.txt"), b"first version").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("docs/c.txt"), b"second").unwrap_or_else(|e| panic!("{e}"));
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(root.join("docs/c.txt"))
+                .unwrap_or_else(|e| panic!("open append: {e}"));
+            f.write_all(b" and more")
+                .unwrap_or_else(|e| panic!("append: {e}"));
+        }
+        assert_eq!(
+            std::fs::read(root.join("docs/c.txt")).ok().as_deref(),
+            Some(&b"second and more"[..])
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(root.join("docs/c.txt"))
+            .and_then(|f| f.set_len(6))
+            .unwrap_or_else(|e| panic!("truncate: {e}"));
+        assert_eq!(
+            std::fs::metadata(root.join("docs/c.txt"))
+                .map(|m| m.len())
+                .ok(),
+            Some(6)
+        );
+        std::fs::remove_file(root.join("docs/c.txt")).unwrap_or_else(|e| panic!("unlink: {e}"));
         std::fs::set_permissions(
             root.join("docs/a.txt"),
             std::fs::Permissions::from_mode(0o600),

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::*;
 use crate::store::StoreError;
 
+mod differential;
 mod harness;
 use harness::{Env, caller};
 
