@@ -8,3 +8,6 @@
 //! Nothing here is a mock: the store tests talk HTTP to real servers.
 
 pub mod fault_proxy;
+pub mod garage;
+
+pub use garage::{Garage, GarageError, unique_prefix};
