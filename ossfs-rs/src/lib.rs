@@ -11,5 +11,6 @@
 pub mod check;
 pub mod cli;
 pub mod demo;
+pub mod options;
 pub mod serve;
 pub mod store;

@@ -1,0 +1,330 @@
+//! `-o` mount options with their ossfs meaning.
+//!
+//! ossfs, cosfs and s3fs users carry option strings in fstab lines and
+//! scripts; they must keep working unchanged. Every option is parsed here
+//! into [`MountOptions`]; an unknown option is an error that names it
+//! (ossfs silently ignores typos, which hides mistakes such as
+//! `allow_others`). Generic mount options that `mount.fuse3` passes
+//! through (`rw`, `_netdev`, `noauto`, ...) are accepted and ignored.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Options of one mount, with ossfs's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOptions {
+    /// Endpoint URL (`url=`, `endpoint=`).
+    pub url: Option<String>,
+    /// Dialect (`provider=oss|cos|s3`); inferred from the URL when absent.
+    pub provider: Option<String>,
+    pub region: Option<String>,
+    /// Path-style addressing (`use_path_request_style`, `path_style`), S3 only.
+    pub path_style: bool,
+    /// Signature version override: `sigv1`/`sigv4` (OSS).
+    pub signature: Option<String>,
+    pub ca_bundle: Option<PathBuf>,
+    pub passwd_file: Option<PathBuf>,
+    /// Directory with STS credential files (AccessKeyId, ...).
+    pub sts_dir: Option<PathBuf>,
+    pub allow_other: bool,
+    pub default_permissions: bool,
+    pub read_only: bool,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Permission bits removed from every file and directory (octal).
+    pub umask: Option<u32>,
+    /// Permission bits removed from the mount point itself (octal).
+    pub mp_umask: Option<u32>,
+    /// Mount over a non-empty directory.
+    pub nonempty: bool,
+    pub max_stat_cache_size: usize,
+    pub stat_cache_expire: Duration,
+    /// Cache "does not exist" answers (`enable_noobj_cache`).
+    pub negative_cache: bool,
+    /// Where writers' staging files live (`tmpdir=`).
+    pub tmpdir: Option<PathBuf>,
+    /// Multipart part size in bytes (`multipart_size=` is given in MB, as in ossfs).
+    pub multipart_size: u64,
+    /// Parallel part uploads (`parallel_count=`).
+    pub parallel_count: usize,
+    /// Log level (`dbglevel=`: crit, err, warn, info, debug).
+    pub dbglevel: Option<String>,
+    pub logfile: Option<PathBuf>,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        Self {
+            url: None,
+            provider: None,
+            region: None,
+            path_style: false,
+            signature: None,
+            ca_bundle: None,
+            passwd_file: None,
+            sts_dir: None,
+            allow_other: false,
+            default_permissions: false,
+            read_only: false,
+            uid: None,
+            gid: None,
+            umask: None,
+            mp_umask: None,
+            nonempty: false,
+            max_stat_cache_size: 100_000,
+            stat_cache_expire: Duration::from_secs(900),
+            negative_cache: false,
+            tmpdir: None,
+            multipart_size: 10 * 1024 * 1024,
+            parallel_count: 5,
+            dbglevel: None,
+            logfile: None,
+        }
+    }
+}
+
+/// A bad `-o` option.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OptionError {
+    #[error("unknown mount option {0:?} (see docs/configuration.md for the list)")]
+    Unknown(String),
+    #[error("mount option {0} needs a value: {0}=...")]
+    MissingValue(String),
+    #[error("mount option {name}={value:?}: {reason}")]
+    BadValue {
+        name: String,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Options that `mount(8)`/`mount.fuse3` pass along and that mean nothing to us.
+const IGNORED: &[&str] = &[
+    "rw",
+    "defaults",
+    "auto",
+    "noauto",
+    "user",
+    "nouser",
+    "users",
+    "_netdev",
+    "nofail",
+    "dev",
+    "nodev",
+    "suid",
+    "nosuid",
+    "exec",
+    "noexec",
+    "atime",
+    "noatime",
+    "relatime",
+    "nodiratime",
+    "async",
+    "sync",
+    "big_writes",
+];
+
+impl MountOptions {
+    /// Apply one or more comma-separated `-o` strings, in order.
+    pub fn apply_all<'a>(
+        &mut self,
+        groups: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), OptionError> {
+        for group in groups {
+            for opt in group.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                self.apply(opt)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply one `name` or `name=value` option.
+    pub fn apply(&mut self, opt: &str) -> Result<(), OptionError> {
+        let (name, value) = match opt.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (opt, None),
+        };
+        let need = |v: Option<&str>| {
+            v.map(str::to_string)
+                .ok_or_else(|| OptionError::MissingValue(name.to_string()))
+        };
+        match name {
+            "url" | "endpoint" => self.url = Some(need(value)?),
+            "provider" => self.provider = Some(need(value)?),
+            "region" | "endpoint_region" => self.region = Some(need(value)?),
+            "use_path_request_style" | "path_style" => self.path_style = true,
+            "sigv1" | "sigv2" => self.signature = Some("v1".into()),
+            "sigv4" => self.signature = Some("v4".into()),
+            "signature" => self.signature = Some(need(value)?),
+            "ca_bundle" | "ssl_ca_bundle" => self.ca_bundle = Some(need(value)?.into()),
+            "passwd_file" => self.passwd_file = Some(need(value)?.into()),
+            "sts_dir" => self.sts_dir = Some(need(value)?.into()),
+            "allow_other" => self.allow_other = true,
+            "default_permissions" => self.default_permissions = true,
+            "ro" => self.read_only = true,
+            "uid" => self.uid = Some(parse_num(name, need(value)?, 10)?),
+            "gid" => self.gid = Some(parse_num(name, need(value)?, 10)?),
+            "umask" => self.umask = Some(parse_mask(name, need(value)?)?),
+            "mp_umask" => self.mp_umask = Some(parse_mask(name, need(value)?)?),
+            "nonempty" => self.nonempty = true,
+            "max_stat_cache_size" => {
+                self.max_stat_cache_size = parse_num::<usize>(name, need(value)?, 10)?
+            }
+            "stat_cache_expire" => {
+                self.stat_cache_expire = Duration::from_secs(parse_num(name, need(value)?, 10)?)
+            }
+            "enable_noobj_cache" => self.negative_cache = true,
+            "disable_noobj_cache" => self.negative_cache = false,
+            "tmpdir" => self.tmpdir = Some(need(value)?.into()),
+            "multipart_size" => {
+                let mb: u64 = parse_num(name, need(value)?, 10)?;
+                if mb == 0 || mb > 5 * 1024 {
+                    return Err(bad(
+                        name,
+                        &mb.to_string(),
+                        "must be between 1 and 5120 (MB)",
+                    ));
+                }
+                self.multipart_size = mb * 1024 * 1024;
+            }
+            "parallel_count" => {
+                let n: usize = parse_num(name, need(value)?, 10)?;
+                if n == 0 || n > 1024 {
+                    return Err(bad(name, &n.to_string(), "must be between 1 and 1024"));
+                }
+                self.parallel_count = n;
+            }
+            "dbglevel" => {
+                let level = need(value)?;
+                if !matches!(
+                    level.as_str(),
+                    "crit"
+                        | "critical"
+                        | "err"
+                        | "error"
+                        | "warn"
+                        | "warning"
+                        | "info"
+                        | "dbg"
+                        | "debug"
+                ) {
+                    return Err(bad(name, &level, "use crit, err, warn, info or debug"));
+                }
+                self.dbglevel = Some(level);
+            }
+            "logfile" => self.logfile = Some(need(value)?.into()),
+            other if IGNORED.contains(&other) && value.is_none() => {}
+            other => {
+                return Err(OptionError::Unknown(
+                    opt.split('=').next().unwrap_or(other).to_string(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `tracing` filter for `dbglevel`.
+    pub fn log_filter(&self) -> &'static str {
+        match self.dbglevel.as_deref() {
+            Some("crit" | "critical" | "err" | "error") => "error",
+            Some("info") => "info",
+            Some("dbg" | "debug") => "debug",
+            _ => "warn",
+        }
+    }
+}
+
+fn bad(name: &str, value: &str, reason: &str) -> OptionError {
+    OptionError::BadValue {
+        name: name.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn parse_num<T: num_parse::FromRadix>(
+    name: &str,
+    value: String,
+    radix: u32,
+) -> Result<T, OptionError> {
+    T::from_radix(&value, radix).ok_or_else(|| bad(name, &value, "not a number"))
+}
+
+fn parse_mask(name: &str, value: String) -> Result<u32, OptionError> {
+    let mask: u32 = parse_num(name, value.clone(), 8)?;
+    if mask > 0o7777 {
+        return Err(bad(name, &value, "an octal mask such as 022 or 0027"));
+    }
+    Ok(mask)
+}
+
+mod num_parse {
+    /// Integer parsing in a radix, for the option parser.
+    pub trait FromRadix: Sized {
+        fn from_radix(s: &str, radix: u32) -> Option<Self>;
+    }
+    impl FromRadix for u32 {
+        fn from_radix(s: &str, radix: u32) -> Option<Self> {
+            u32::from_str_radix(s, radix).ok()
+        }
+    }
+    impl FromRadix for u64 {
+        fn from_radix(s: &str, radix: u32) -> Option<Self> {
+            u64::from_str_radix(s, radix).ok()
+        }
+    }
+    impl FromRadix for usize {
+        fn from_radix(s: &str, radix: u32) -> Option<Self> {
+            usize::from_str_radix(s, radix).ok()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_ossfs_fstab_option_string() {
+        let mut o = MountOptions::default();
+        o.apply_all(["_netdev,allow_other,url=http://oss-cn-hangzhou.aliyuncs.com,passwd_file=/etc/p,umask=022,uid=1000,multipart_size=20,ro"])
+            .unwrap();
+        assert!(o.allow_other && o.read_only);
+        assert_eq!(
+            o.url.as_deref(),
+            Some("http://oss-cn-hangzhou.aliyuncs.com")
+        );
+        assert_eq!(o.passwd_file, Some(PathBuf::from("/etc/p")));
+        assert_eq!(o.umask, Some(0o22));
+        assert_eq!(o.uid, Some(1000));
+        assert_eq!(o.multipart_size, 20 * 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_and_bad_options_are_named() {
+        let mut o = MountOptions::default();
+        assert_eq!(
+            o.apply("allow_others"),
+            Err(OptionError::Unknown("allow_others".into()))
+        );
+        assert_eq!(
+            o.apply("frobnicate=3"),
+            Err(OptionError::Unknown("frobnicate".into()))
+        );
+        assert_eq!(o.apply("uid"), Err(OptionError::MissingValue("uid".into())));
+        assert!(matches!(
+            o.apply("umask=99"),
+            Err(OptionError::BadValue { .. })
+        ));
+        assert!(matches!(
+            o.apply("parallel_count=0"),
+            Err(OptionError::BadValue { .. })
+        ));
+        assert!(matches!(
+            o.apply("dbglevel=loud"),
+            Err(OptionError::BadValue { .. })
+        ));
+        // A value on an ignored flag is not silently accepted.
+        assert_eq!(o.apply("rw=1"), Err(OptionError::Unknown("rw".into())));
+    }
+}
