@@ -42,3 +42,11 @@ fn private_instance_starts_answers_and_cleans_up() {
         "the server is stopped on drop"
     );
 }
+
+#[test]
+fn shared_instance_is_started_once() {
+    let a = Garage::shared().unwrap_or_else(|e| panic!("{e}"));
+    let b = Garage::shared().unwrap_or_else(|e| panic!("{e}"));
+    assert!(std::ptr::eq(a, b));
+    assert!(a.dir().join("garage.toml").is_file());
+}
