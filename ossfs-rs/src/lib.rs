@@ -11,6 +11,7 @@
 pub mod check;
 pub mod cli;
 pub mod demo;
+pub mod mount;
 pub mod options;
 pub mod serve;
 pub mod store;

@@ -14,12 +14,13 @@ pub mod client;
 pub mod credentials;
 pub mod dialect;
 pub mod error;
+pub mod request;
 pub mod retry;
 pub mod sign;
 pub mod types;
 pub mod xml;
 
-pub use client::{ClientConfig, RestClient};
+pub use client::{ClientConfig, RestClient, SignatureVersion, copy_object};
 pub use credentials::{CredentialProvider, Credentials};
 pub use dialect::Provider;
 pub use error::{StoreError, StoreResult};
@@ -60,8 +61,8 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// DELETE one object. Deleting a missing key is success (as on S3).
     async fn delete(&self, key: &str) -> StoreResult<()>;
 
-    /// Delete up to 1000 keys in one call; returns the keys that failed
-    /// with their error code.
+    /// Delete many keys, 1000 per request (the limit of all three
+    /// dialects); returns the keys that failed with their error code.
     async fn delete_multiple(&self, keys: &[String]) -> StoreResult<Vec<DeleteFailure>>;
 
     /// Server-side copy within the bucket of an object no larger than the

@@ -7,11 +7,22 @@
 //! as it was. Each signer exposes its string-to-sign (or canonical request)
 //! so tests assert the exact bytes, as reqsign does.
 
+pub mod clock;
 pub mod cos;
+pub mod digest;
 pub mod encode;
+pub mod headers;
 pub mod oss_v1;
 pub mod oss_v4;
 pub mod sigv4;
+
+#[cfg(test)]
+mod oracle_tests;
+
+pub use cos::CosSigner;
+pub use oss_v1::OssV1Signer;
+pub use oss_v4::OssV4Signer;
+pub use sigv4::SigV4Signer;
 
 use std::fmt;
 use std::time::SystemTime;
@@ -115,21 +126,10 @@ impl HttpRequest {
     /// The query as sent: pairs in the given order, keys and values
     /// percent-encoded; a pair with an empty value is sent as `k` alone.
     pub fn encoded_query(&self) -> String {
-        self.query
-            .iter()
-            .map(|(k, v)| {
-                if v.is_empty() {
-                    encode::uri_encode(k, true)
-                } else {
-                    format!(
-                        "{}={}",
-                        encode::uri_encode(k, true),
-                        encode::uri_encode(v, true)
-                    )
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("&")
+        encode::join_pairs(
+            &encode::encode_pairs(&self.query, encode::PairOrder::AsGiven),
+            encode::EmptyValue::KeyOnly,
+        )
     }
 
     /// The full URL.

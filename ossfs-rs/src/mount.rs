@@ -1,0 +1,324 @@
+//! `ossfs-rs mount`: the process around a FUSE session.
+//!
+//! Like ossfs and s3fs, the command returns once the mount is ready (exit 0)
+//! or has failed (non-zero, with the reason on stderr, and no mount left
+//! behind). It does so by starting itself again in the foreground with
+//! `--notify-ready` and its stdout on a pipe: the child prints `ready` on
+//! that pipe once the kernel has answered INIT, then detaches (new session,
+//! stdio to the log file or /dev/null). Until then the child's stderr is
+//! the user's terminal, so every startup error reaches the user verbatim.
+//! `-f` skips the re-exec and stays in the foreground.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::options::MountOptions;
+
+/// How long the parent waits for the child to report the mount ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `bucket[:/prefix]` as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub bucket: String,
+    /// Object-key prefix of the mount: empty, or ending in `/`.
+    pub prefix: String,
+}
+
+/// Why a mount could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("{0:?} is not bucket or bucket:/prefix")]
+    BadSource(String),
+    #[error("mount point {0} does not exist: create it first (mkdir -p {0})")]
+    NoMountpoint(PathBuf),
+    #[error("mount point {0} is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("mount point {0} is not empty: empty it or pass -o nonempty")]
+    NotEmpty(PathBuf),
+    #[error("mount point {0} is already a mount point: unmount it first (ossfs-rs umount {0})")]
+    AlreadyMounted(PathBuf),
+    #[error("cannot inspect mount point {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Source {
+    /// Parse `bucket`, `bucket:/prefix` or `bucket:prefix`.
+    pub fn parse(s: &str) -> Result<Self, MountError> {
+        let (bucket, prefix) = match s.split_once(':') {
+            Some((b, p)) => (b, p),
+            None => (s, ""),
+        };
+        let valid_bucket = !bucket.is_empty()
+            && bucket.len() <= 255
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        if !valid_bucket {
+            return Err(MountError::BadSource(s.to_string()));
+        }
+        let trimmed = prefix.trim_matches('/');
+        if trimmed.split('/').any(|seg| seg == "." || seg == "..") || trimmed.contains("//") {
+            return Err(MountError::BadSource(s.to_string()));
+        }
+        let prefix = if trimmed.is_empty() {
+            String::new()
+        } else {
+            format!("{trimmed}/")
+        };
+        Ok(Self {
+            bucket: bucket.to_string(),
+            prefix,
+        })
+    }
+}
+
+/// Refuse a mount point that is missing, not a directory, already a mount,
+/// or not empty (unless `nonempty`).
+pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), MountError> {
+    let io = |source| MountError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(MountError::NoMountpoint(path.to_path_buf()));
+        }
+        // ENOTCONN: a dead FUSE mount is still there.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            return Err(MountError::AlreadyMounted(path.to_path_buf()));
+        }
+        Err(e) => return Err(io(e)),
+    };
+    if !meta.is_dir() {
+        return Err(MountError::NotADirectory(path.to_path_buf()));
+    }
+    let canonical = std::fs::canonicalize(path).map_err(io)?;
+    if let Some(parent) = canonical.parent() {
+        let parent_meta = std::fs::metadata(parent).map_err(io)?;
+        if parent_meta.dev() != meta.dev() || is_listed_mount(&canonical) {
+            return Err(MountError::AlreadyMounted(path.to_path_buf()));
+        }
+    }
+    if !nonempty && std::fs::read_dir(path).map_err(io)?.next().is_some() {
+        return Err(MountError::NotEmpty(path.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// Whether `/proc/self/mountinfo` lists `path` as a mount point (catches a
+/// bind mount of a directory onto itself, which keeps the device number).
+fn is_listed_mount(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let wanted = path.to_string_lossy();
+    info.lines()
+        .any(|line| line.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(&*wanted))
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Start this binary again in the foreground with `--notify-ready` and wait
+/// for it to report the mount ready. Returns the exit code for the parent.
+pub fn spawn_background(args: &[OsString], mountpoint: &Path) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("ossfs-rs: cannot find my own executable to start the daemon: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut child = match Command::new(exe)
+        .args(args)
+        .arg("--foreground")
+        .arg("--notify-ready")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ossfs-rs: cannot start the daemon: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(stdout) = child.stdout.take() else {
+        eprintln!("ossfs-rs: the daemon's readiness pipe is missing");
+        return ExitCode::FAILURE;
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(READY_TIMEOUT) {
+        Ok(line) if line.trim() == "ready" => ExitCode::SUCCESS,
+        Ok(_) => {
+            // The child failed and said why on stderr; pass on its status.
+            match child.wait() {
+                Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(1, 255) as u8),
+                Err(_) => ExitCode::FAILURE,
+            }
+        }
+        Err(_) => {
+            eprintln!(
+                "ossfs-rs: the mount at {} did not become ready within {}s; stopping it",
+                mountpoint.display(),
+                READY_TIMEOUT.as_secs()
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = lazy_unmount(mountpoint);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Tell the waiting parent the mount is ready and detach from it: stdout
+/// and stderr go to `logfile` (or /dev/null) from here on.
+pub fn notify_ready_and_detach(logfile: Option<&Path>) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(b"ready\n")?;
+    out.flush()?;
+    drop(out);
+    let target = match logfile {
+        Some(p) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)?,
+        None => std::fs::OpenOptions::new().write(true).open("/dev/null")?,
+    };
+    use std::os::fd::AsFd;
+    let mut stdout_fd = std::io::stdout().as_fd().try_clone_to_owned()?;
+    let mut stderr_fd = std::io::stderr().as_fd().try_clone_to_owned()?;
+    nix::unistd::dup2(target.as_fd(), &mut stdout_fd).map_err(std::io::Error::from)?;
+    nix::unistd::dup2(target.as_fd(), &mut stderr_fd).map_err(std::io::Error::from)?;
+    std::mem::forget(stdout_fd);
+    std::mem::forget(stderr_fd);
+    Ok(())
+}
+
+/// `ossfs-rs umount`: unmount through fusermount3 (or umount(8) when it is
+/// missing). Files are flushed when they are closed, so a mount that can be
+/// unmounted has nothing left to upload; a busy mount is refused.
+pub fn unmount(mountpoint: &Path) -> Result<(), String> {
+    let run = |cmd: &str, args: &[&std::ffi::OsStr]| Command::new(cmd).args(args).output();
+    let output = match run("fusermount3", &["-u".as_ref(), mountpoint.as_os_str()]) {
+        Ok(o) => o,
+        Err(_) => run("umount", &[mountpoint.as_os_str()])
+            .map_err(|e| format!("cannot run fusermount3 or umount: {e}"))?,
+    };
+    if output.status.success() {
+        Ok(())
+    } else {
+        let msg = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        if msg.contains("busy") {
+            Err(format!(
+                "{} is busy: close the files open there (see `fuser -vm {0}`) and retry",
+                mountpoint.display()
+            ))
+        } else {
+            Err(format!("cannot unmount {}: {msg}", mountpoint.display()))
+        }
+    }
+}
+
+fn lazy_unmount(mountpoint: &Path) -> std::io::Result<()> {
+    Command::new("fusermount3")
+        .arg("-u")
+        .arg("-z")
+        .arg(mountpoint)
+        .output()
+        .map(|_| ())
+}
+
+/// What the mount command needs besides the options.
+#[derive(Debug, Clone)]
+pub struct MountRequest {
+    pub source: Source,
+    pub mountpoint: PathBuf,
+    pub options: MountOptions,
+    pub foreground: bool,
+    pub notify_ready: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sources() {
+        assert_eq!(
+            Source::parse("b").unwrap(),
+            Source {
+                bucket: "b".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(Source::parse("b:/a/b").unwrap().prefix, "a/b/");
+        assert_eq!(Source::parse("b:a/").unwrap().prefix, "a/");
+        assert_eq!(Source::parse("b:/").unwrap().prefix, "");
+        assert!(Source::parse(":/x").is_err());
+        assert!(Source::parse("b:/a/../c").is_err());
+        assert!(Source::parse("b c").is_err());
+    }
+
+    #[test]
+    fn refuses_bad_mountpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            check_mountpoint(&dir.path().join("missing"), false),
+            Err(MountError::NoMountpoint(_))
+        ));
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(matches!(
+            check_mountpoint(&file, false),
+            Err(MountError::NotADirectory(_))
+        ));
+        assert!(matches!(
+            check_mountpoint(dir.path(), false),
+            Err(MountError::NotEmpty(_))
+        ));
+        assert!(check_mountpoint(dir.path(), true).is_ok());
+        let empty = dir.path().join("e");
+        std::fs::create_dir(&empty).unwrap();
+        assert!(check_mountpoint(&empty, false).is_ok());
+    }
+
+    #[test]
+    fn unescapes_mountinfo_paths() {
+        assert_eq!(unescape_mountinfo("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+    }
+}
