@@ -313,10 +313,10 @@ impl RestClient {
                 ),
             };
         };
-        if doc.code == "SignatureDoesNotMatch" {
-            if let Some(sts) = &doc.string_to_sign {
-                debug!(string_to_sign = %sts, "server's StringToSign for SignatureDoesNotMatch (compare with ours at trace level)");
-            }
+        if doc.code == "SignatureDoesNotMatch"
+            && let Some(sts) = &doc.string_to_sign
+        {
+            debug!(string_to_sign = %sts, "server's StringToSign for SignatureDoesNotMatch (compare with ours at trace level)");
         }
         StoreError::from_service(
             status,
@@ -334,10 +334,7 @@ impl RestClient {
         let lower = detail.to_ascii_lowercase();
         if e.is_timeout() {
             StoreError::Timeout(self.inner.config.read_timeout)
-        } else if lower.contains("certificate")
-            || lower.contains("tls")
-            || lower.contains("handshake")
-        {
+        } else if TLS_WORDS.iter().any(|word| lower.contains(word)) {
             StoreError::Tls { endpoint, detail }
         } else if e.is_connect() {
             StoreError::Unreachable { endpoint, detail }
@@ -397,11 +394,11 @@ impl RestClient {
         }
         let prefix = provider.meta_prefix();
         for (name, value) in headers {
-            if let Some(meta_name) = name.as_str().strip_prefix(prefix) {
-                if let Ok(v) = value.to_str() {
-                    meta.user_metadata
-                        .insert(meta_name.to_string(), v.to_string());
-                }
+            if let Some(meta_name) = name.as_str().strip_prefix(prefix)
+                && let Ok(v) = value.to_str()
+            {
+                meta.user_metadata
+                    .insert(meta_name.to_string(), v.to_string());
             }
         }
         meta
@@ -521,6 +518,17 @@ fn decode_header_value(v: &str) -> String {
         .decode_utf8_lossy()
         .into_owned()
 }
+
+/// Words in a transport error that point at TLS: certificate problems, and
+/// rustls's "received corrupt message of type InvalidContentType" when an
+/// `https://` URL meets a plain-HTTP server.
+const TLS_WORDS: [&str; 5] = [
+    "certificate",
+    "tls",
+    "handshake",
+    "corrupt message",
+    "invalidcontenttype",
+];
 
 /// A transport error with its causes, which name the real problem
 /// (`connection refused`, `invalid peer certificate`).
@@ -647,12 +655,11 @@ impl ObjectStore for RestClient {
             start,
             end: Some(end),
         }) = range
+            && end <= start
         {
-            if end <= start {
-                return Err(StoreError::InvalidArgument(format!(
-                    "empty range [{start}, {end})"
-                )));
-            }
+            return Err(StoreError::InvalidArgument(format!(
+                "empty range [{start}, {end})"
+            )));
         }
         let reply = self.open_get(key, range, None).await?;
         let meta = self.meta_from_headers(key, &reply.headers);
@@ -920,10 +927,10 @@ pub async fn copy_object(
         store.complete_multipart(dst, &upload_id, &parts).await
     }
     .await;
-    if result.is_err() {
-        if let Err(e) = store.abort_multipart(dst, &upload_id).await {
-            warn!(key = dst, error = %e, "could not abort the failed copy's upload");
-        }
+    if result.is_err()
+        && let Err(e) = store.abort_multipart(dst, &upload_id).await
+    {
+        warn!(key = dst, error = %e, "could not abort the failed copy's upload");
     }
     result
 }

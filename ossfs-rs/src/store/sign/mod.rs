@@ -14,10 +14,11 @@ pub mod encode;
 pub mod headers;
 pub mod oss_v1;
 pub mod oss_v4;
+pub mod scoped;
 pub mod sigv4;
 
 #[cfg(test)]
-mod oracle_tests;
+pub(crate) mod oracle_tests;
 
 pub use cos::CosSigner;
 pub use oss_v1::OssV1Signer;

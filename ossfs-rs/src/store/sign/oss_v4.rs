@@ -20,7 +20,8 @@
 
 use std::time::SystemTime;
 
-use super::{HttpRequest, SignError, Signer, clock, digest, encode, headers};
+use super::scoped::Scheme;
+use super::{HttpRequest, SignError, Signer, clock, encode, headers};
 use crate::store::credentials::Credentials;
 
 /// The algorithm name in the string to sign and the Authorization header.
@@ -28,7 +29,11 @@ pub const ALGORITHM: &str = "OSS4-HMAC-SHA256";
 /// The payload hash OSS V4 accepts without hashing the body.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 const SERVICE: &str = "oss";
-const TERMINATOR: &str = "aliyun_v4_request";
+const SCHEME: Scheme = Scheme {
+    algorithm: ALGORITHM,
+    secret_prefix: "aliyun_v4",
+    terminator: "aliyun_v4_request",
+};
 
 /// Signs OSS requests with signature V4.
 #[derive(Debug, Clone)]
@@ -131,45 +136,23 @@ impl OssV4Signer {
 
     /// `<yyyymmdd>/<region>/oss/aliyun_v4_request`.
     pub fn scope(&self, now: SystemTime) -> Result<String, SignError> {
-        Ok(format!(
-            "{}/{}/{SERVICE}/{TERMINATOR}",
-            clock::yyyymmdd(now)?,
-            self.region
-        ))
+        SCHEME.scope(now, &self.region, SERVICE)
     }
 
     /// The string to sign for `req` at `now`.
     pub fn string_to_sign(&self, req: &HttpRequest, now: SystemTime) -> Result<String, SignError> {
-        Ok(format!(
-            "{ALGORITHM}\n{}\n{}\n{}",
-            clock::iso8601_basic(now)?,
-            self.scope(now)?,
-            digest::sha256_hex(self.canonical_request(req)?.as_bytes())
-        ))
+        SCHEME.string_to_sign(now, &self.scope(now)?, &self.canonical_request(req)?)
     }
 
-    /// The signing key: HMAC-SHA256 chain over `"aliyun_v4"+secret`.
-    pub fn signing_key(&self, secret: &str, now: SystemTime) -> Result<[u8; 32], SignError> {
-        let k = digest::hmac_sha256(
-            format!("aliyun_v4{secret}").as_bytes(),
-            clock::yyyymmdd(now)?.as_bytes(),
-        );
-        let k = digest::hmac_sha256(&k, self.region.as_bytes());
-        let k = digest::hmac_sha256(&k, SERVICE.as_bytes());
-        Ok(digest::hmac_sha256(&k, TERMINATOR.as_bytes()))
-    }
-
-    /// Hex HMAC-SHA256 of `string_to_sign` under the signing key.
+    /// Hex HMAC-SHA256 of `string_to_sign` under the key derived from
+    /// `"aliyun_v4"+secret`.
     pub fn signature(
         &self,
         secret: &str,
         now: SystemTime,
         string_to_sign: &str,
     ) -> Result<String, SignError> {
-        Ok(hex::encode(digest::hmac_sha256(
-            &self.signing_key(secret, now)?,
-            string_to_sign.as_bytes(),
-        )))
+        SCHEME.signature(secret, now, &self.region, SERVICE, string_to_sign)
     }
 }
 
@@ -211,6 +194,7 @@ impl Signer for OssV4Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sign::digest;
     use http::Method;
     use std::time::{Duration, UNIX_EPOCH};
 

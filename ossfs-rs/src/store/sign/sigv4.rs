@@ -28,6 +28,7 @@
 
 use std::time::SystemTime;
 
+use super::scoped::Scheme;
 use super::{HttpRequest, SignError, Signer, clock, digest, encode, headers};
 use crate::store::credentials::Credentials;
 
@@ -35,6 +36,11 @@ use crate::store::credentials::Credentials;
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The payload hash for a body that is not hashed.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+const SCHEME: Scheme = Scheme {
+    algorithm: ALGORITHM,
+    secret_prefix: "AWS4",
+    terminator: "aws4_request",
+};
 
 /// Standard headers signed when present (besides `host` and `x-amz-*`).
 const SIGNED_STANDARD_HEADERS: &[&str] = &[
@@ -134,22 +140,12 @@ impl SigV4Signer {
 
     /// `<yyyymmdd>/<region>/<service>/aws4_request`.
     pub fn scope(&self, now: SystemTime) -> Result<String, SignError> {
-        Ok(format!(
-            "{}/{}/{}/aws4_request",
-            clock::yyyymmdd(now)?,
-            self.region,
-            self.service
-        ))
+        SCHEME.scope(now, &self.region, &self.service)
     }
 
     /// The string to sign for `req` at `now`.
     pub fn string_to_sign(&self, req: &HttpRequest, now: SystemTime) -> Result<String, SignError> {
-        Ok(format!(
-            "{ALGORITHM}\n{}\n{}\n{}",
-            clock::iso8601_basic(now)?,
-            self.scope(now)?,
-            digest::sha256_hex(self.canonical_request(req)?.as_bytes())
-        ))
+        SCHEME.string_to_sign(now, &self.scope(now)?, &self.canonical_request(req)?)
     }
 
     /// Hex HMAC-SHA256 of `string_to_sign` under the key derived from
@@ -160,17 +156,7 @@ impl SigV4Signer {
         now: SystemTime,
         string_to_sign: &str,
     ) -> Result<String, SignError> {
-        let k = digest::hmac_sha256(
-            format!("AWS4{secret}").as_bytes(),
-            clock::yyyymmdd(now)?.as_bytes(),
-        );
-        let k = digest::hmac_sha256(&k, self.region.as_bytes());
-        let k = digest::hmac_sha256(&k, self.service.as_bytes());
-        let k = digest::hmac_sha256(&k, b"aws4_request");
-        Ok(hex::encode(digest::hmac_sha256(
-            &k,
-            string_to_sign.as_bytes(),
-        )))
+        SCHEME.signature(secret, now, &self.region, &self.service, string_to_sign)
     }
 }
 
