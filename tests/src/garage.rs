@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
+use crate::process::run;
+
 /// The S3 region configured in Garage (`[s3_api] s3_region`).
 pub const REGION: &str = "garage";
 
@@ -445,51 +447,6 @@ fn table_value(output: &str, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty() && v != "(redacted)")
 }
 
-/// Run `cmd` with a deadline. `Ok(None)` when it was killed for taking too long.
-fn run(mut cmd: Command, timeout: Duration) -> io::Result<Option<std::process::Output>> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
-    let readers = [
-        child
-            .stdout
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    ]
-    .map(|r| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
-            }
-            buf
-        })
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let [out, err] = readers.map(|h| h.join().unwrap_or_default());
-    Ok(status.map(|status| std::process::Output {
-        status,
-        stdout: out,
-        stderr: err,
-    }))
-}
-
 /// Send `GET /` and expect an HTTP status line back.
 fn probe_http(addr: SocketAddr) -> io::Result<()> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
@@ -532,16 +489,5 @@ mod tests {
             Some("b892c0665f0ada8a4755dae98baa3b133590e11dae3bcc1f93d5c1a1a4b4d2c8")
         );
         assert_eq!(table_value("Secret key:  (redacted)", "Secret key:"), None);
-    }
-
-    #[test]
-    fn run_kills_on_timeout() {
-        let mut cmd = Command::new("sleep");
-        cmd.arg("30");
-        assert!(run(cmd, Duration::from_millis(200)).unwrap().is_none());
-        let mut cmd = Command::new("echo");
-        cmd.arg("hi");
-        let out = run(cmd, Duration::from_secs(5)).unwrap().unwrap();
-        assert_eq!(out.stdout, b"hi\n");
     }
 }
