@@ -219,13 +219,14 @@ pub fn notify_ready_and_detach(logfile: Option<&Path>) -> std::io::Result<()> {
             .open(p)?,
         None => std::fs::OpenOptions::new().write(true).open("/dev/null")?,
     };
-    use std::os::fd::AsFd;
-    let mut stdout_fd = std::io::stdout().as_fd().try_clone_to_owned()?;
-    let mut stderr_fd = std::io::stderr().as_fd().try_clone_to_owned()?;
-    nix::unistd::dup2(target.as_fd(), &mut stdout_fd).map_err(std::io::Error::from)?;
-    nix::unistd::dup2(target.as_fd(), &mut stderr_fd).map_err(std::io::Error::from)?;
-    std::mem::forget(stdout_fd);
-    std::mem::forget(stderr_fd);
+    use std::os::fd::AsRawFd;
+    for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        // SAFETY: dup2 on two valid descriptors (target is open for the
+        // whole call; 1 and 2 always exist in this process) touches no memory.
+        if unsafe { libc::dup2(target.as_raw_fd(), fd) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
     Ok(())
 }
 
