@@ -499,7 +499,7 @@ mod serve {
     }
 
     pub fn run_foreground(req: MountRequest) -> Result<(), ServeError> {
-        init_logging(req.options.log_filter());
+        init_logging(req.options.log_filter(), req.options.logfile.is_none());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("ossfs-io")
@@ -629,12 +629,16 @@ mod serve {
         })
     }
 
-    fn init_logging(filter: &str) {
+    /// Logs go to stderr, which becomes the log file once detached; colour
+    /// only while that is a terminal.
+    fn init_logging(filter: &str, may_colour: bool) {
+        use std::io::IsTerminal;
         let filter = std::env::var("OSSFS_LOG").unwrap_or_else(|_| filter.to_string());
         let filter = tracing_subscriber::EnvFilter::try_new(filter)
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
+            .with_ansi(may_colour && std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
             .try_init();
     }
