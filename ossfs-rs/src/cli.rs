@@ -4,6 +4,7 @@
 //! file only dispatches and sets up logging. Logs go to stderr and never
 //! contain secrets (credentials redact themselves in `Debug`).
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -29,11 +30,47 @@ pub enum Command {
     Serve(crate::serve::ServeArgs),
     /// Self-contained demo: start the embedded endpoint and exercise it.
     Demo(crate::demo::DemoArgs),
+    /// Mount a bucket or a prefix of one (also: `ossfs-rs bucket:/prefix /mnt -o ...`).
+    Mount(crate::mount::MountArgs),
+    /// Unmount a mount point.
+    Umount(crate::mount::UmountArgs),
+}
+
+/// Subcommand names; any other first argument that is not a flag is the
+/// ossfs form `ossfs-rs bucket[:/prefix] mountpoint -o ...` (also what
+/// mount.fuse3 runs for an fstab line), rewritten to `mount`.
+const SUBCOMMANDS: [&str; 7] = [
+    "check", "serve", "demo", "mount", "umount", "help", "version",
+];
+
+/// Insert `mount` when the command line is in the ossfs form. A bucket may
+/// share its name with a subcommand (`demo`): when the second word is an
+/// existing directory given as a path, the line is a mount.
+fn normalize_argv(mut argv: Vec<OsString>) -> Vec<OsString> {
+    let first = argv.get(1).and_then(|a| a.to_str()).unwrap_or("-");
+    let second_is_dir = argv.get(2).is_some_and(|a| {
+        let p = std::path::Path::new(a);
+        a.to_string_lossy().contains('/') && p.is_dir()
+    });
+    let ossfs_form = !first.starts_with('-')
+        && (!SUBCOMMANDS.contains(&first)
+            || (second_is_dir && !matches!(first, "mount" | "umount" | "help")));
+    if ossfs_form {
+        argv.insert(1, OsString::from("mount"));
+    }
+    argv
 }
 
 /// Parse the command line, set up logging and run the subcommand.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let argv = normalize_argv(std::env::args_os().collect());
+    let cli = Cli::parse_from(argv.clone());
+    // The mount daemon runs its own (blocking) session and logging.
+    match cli.command {
+        Command::Mount(args) => return crate::mount::run(args, &argv[1..]),
+        Command::Umount(args) => return crate::mount::run_umount(args),
+        _ => {}
+    }
     init_logging(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -50,6 +87,7 @@ pub fn run() -> ExitCode {
             Command::Check(args) => crate::check::run(args).await,
             Command::Serve(args) => crate::serve::run(args).await,
             Command::Demo(args) => crate::demo::run(args).await,
+            Command::Mount(_) | Command::Umount(_) => ExitCode::FAILURE,
         }
     })
 }
@@ -71,4 +109,39 @@ fn init_logging(filter: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn ossfs_form_becomes_mount() {
+        let out = normalize_argv(argv(&["ossfs-rs", "bkt:/p", "/mnt", "-o", "url=x"]));
+        assert_eq!(
+            out,
+            argv(&["ossfs-rs", "mount", "bkt:/p", "/mnt", "-o", "url=x"])
+        );
+        let out = normalize_argv(argv(&["ossfs-rs", "check", "bkt"]));
+        assert_eq!(out, argv(&["ossfs-rs", "check", "bkt"]));
+        let dir = tempfile::tempdir().unwrap();
+        let mp = dir.path().to_str().unwrap();
+        let out = normalize_argv(argv(&["ossfs-rs", "demo", mp]));
+        assert_eq!(out, argv(&["ossfs-rs", "mount", "demo", mp]));
+        let out = normalize_argv(argv(&["ossfs-rs", "demo"]));
+        assert_eq!(out, argv(&["ossfs-rs", "demo"]));
+        let out = normalize_argv(argv(&["ossfs-rs", "umount", mp]));
+        assert_eq!(out, argv(&["ossfs-rs", "umount", mp]));
+        let out = normalize_argv(argv(&["ossfs-rs", "--version"]));
+        assert_eq!(out, argv(&["ossfs-rs", "--version"]));
+        let cli = Cli::try_parse_from(normalize_argv(argv(&[
+            "ossfs-rs", "b", "/m", "-o", "ro", "-f",
+        ])))
+        .unwrap();
+        assert!(matches!(cli.command, Command::Mount(m) if m.foreground && m.options == ["ro"]));
+    }
 }

@@ -48,6 +48,10 @@ pub struct DemoArgs {
     /// Parts uploaded in parallel.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub parallel: usize,
+
+    /// Skip the FUSE mount part (for machines without /dev/fuse).
+    #[arg(long)]
+    pub no_mount: bool,
 }
 
 impl Default for DemoArgs {
@@ -56,6 +60,7 @@ impl Default for DemoArgs {
             size_mib: 64,
             part_mib: 8,
             parallel: 4,
+            no_mount: false,
         }
     }
 }
@@ -77,6 +82,8 @@ pub enum DemoError {
     },
     #[error("step \"{step}\" did not check out: {detail}")]
     Check { step: &'static str, detail: String },
+    #[error(transparent)]
+    Mount(#[from] crate::demo_mount::MountTourError),
 }
 
 /// Run `ossfs-rs demo`.
@@ -113,7 +120,12 @@ pub async fn run_demo(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(
         "the embedded endpoint's random keys",
     ));
     let client = RestClient::new(config, credentials).map_err(DemoError::Client)?;
-    let result = exercise(&client, args, "", out).await;
+    let mut result = exercise(&client, args, "", out).await;
+    if result.is_ok() && !args.no_mount {
+        result = crate::demo_mount::tour(Arc::new(client), "mounted/", out)
+            .await
+            .map_err(DemoError::from);
+    }
     server.shutdown().await;
     match &result {
         Ok(()) => say(out, format_args!("demo passed: every step checked out")),

@@ -2,7 +2,9 @@
 //! S3-compatible object stores.
 //!
 //! Modules depend one way: [`store`] (signing, REST client, dialects,
-//! credentials, retries, XML) is the base; the embedded endpoint ([`serve`]),
+//! credentials, retries, XML) is the base; [`upload`] sends staged files
+//! through it; [`fs`] is the filesystem logic over the store and
+//! [`fuse`] its thin FUSE adapter; the embedded endpoint ([`serve`]),
 //! the operator diagnosis ([`check`]), the demo ([`demo`]) and the command
 //! line ([`cli`]) sit on top of it. The binary's `main` only calls
 //! [`cli::run`].
@@ -11,7 +13,14 @@
 pub mod check;
 pub mod cli;
 pub mod demo;
+pub mod demo_mount;
+pub mod fs;
+pub mod fuse;
 pub mod mount;
 pub mod options;
 pub mod serve;
 pub mod store;
+pub mod upload;
+
+#[cfg(test)]
+mod test_support;

@@ -1,0 +1,466 @@
+//! File data: open, create, read, write, flush, fsync, release, truncate.
+//!
+//! Reads of a file nobody is writing are ranged GETs of exactly the bytes
+//! asked for (the kernel asks in pages of up to 1 MiB), never a whole-object
+//! download. Opening for writing attaches the inode's shared staging file
+//! ([`super::staging`]); the first write or truncate fills it from the
+//! object, unless the content is known to be empty (a new file, O_TRUNC,
+//! truncate to 0). Flush and fsync upload it when dirty and report a failed
+//! upload as EIO, keeping the data staged so a later flush can retry; the
+//! last release uploads too and then removes the staging file.
+//!
+//! `create` PUTs an empty object with the new file's metadata right away,
+//! so the file exists for other clients and for listings at once (as
+//! ossfs does).
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::{debug, error, warn};
+
+use super::error::FsError;
+use super::handle::HandleKind;
+use super::meta::{Kind, NodeInfo, PosixMeta, stored_mode};
+use super::name::check_name;
+use super::staging::{Staging, StagingState};
+use super::{Caller, Created, Entry, Fs, StagingSlot, lock};
+use crate::store::{ByteRange, PutOptions, StoreError};
+use crate::upload::upload_file;
+
+impl Fs {
+    /// Open the file `ino` with open(2) `flags`; returns the file handle.
+    pub async fn open(&self, ino: u64, flags: i32) -> Result<u64, FsError> {
+        let rec = self.node(ino)?;
+        match rec.kind {
+            Kind::Dir => return Err(FsError::IsDir(rec.path)),
+            Kind::Symlink => return Err(FsError::Invalid(format!("open of symlink {}", rec.path))),
+            Kind::File => {}
+        }
+        let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        let truncate = flags & libc::O_TRUNC != 0;
+        if write || truncate {
+            self.check_writable()?;
+        }
+        if write {
+            let (_, info) = self.info_of(ino).await?;
+            let st = self.attach_staging(ino, info, false)?;
+            if truncate {
+                let mut state = st.lock().await;
+                st.set_len(&mut state, 0).await?;
+            }
+        }
+        let kind = HandleKind::File {
+            write,
+            append: flags & libc::O_APPEND != 0,
+        };
+        Ok(lock(&self.handles).insert(ino, flags, kind))
+    }
+
+    /// The staging file of `ino`, created when this is its first writer;
+    /// counts one more writer.
+    fn attach_staging(&self, ino: u64, base: NodeInfo, new: bool) -> Result<Arc<Staging>, FsError> {
+        let mut stagings = lock(&self.stagings);
+        if let Some(slot) = stagings.get_mut(&ino) {
+            slot.writers += 1;
+            return Ok(slot.staging.clone());
+        }
+        let staging =
+            Staging::create(&self.config.staging_dir, ino, base, new).map_err(|source| {
+                FsError::Staging {
+                    path: self.config.staging_dir.display().to_string(),
+                    source,
+                }
+            })?;
+        let staging = Arc::new(staging);
+        stagings.insert(
+            ino,
+            StagingSlot {
+                staging: staging.clone(),
+                writers: 1,
+            },
+        );
+        Ok(staging)
+    }
+
+    /// Create `name` in `parent` and open it with `flags`.
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+        caller: Caller,
+    ) -> Result<Created, FsError> {
+        self.check_writable()?;
+        let name = check_name(name)?;
+        let (_, path) = self.child_path(parent, name)?;
+        if let Some(existing) = self.resolve(&path).await? {
+            if flags & libc::O_EXCL != 0 {
+                return Err(FsError::Exists(path));
+            }
+            if existing.kind == Kind::Dir {
+                return Err(FsError::IsDir(path));
+            }
+            // The kernel thought it missing (another client made it): open it.
+            let ino = lock(&self.inodes)
+                .lookup(parent, name, existing.kind)
+                .ok_or(FsError::UnknownInode(parent))?;
+            let fh = self.open(ino, flags).await?;
+            let (_, info) = self.info_of(ino).await?;
+            return Ok(Created {
+                entry: self.entry(ino, &info),
+                fh,
+            });
+        }
+        let info = self.put_empty_file(&path, mode, caller).await?;
+        let ino = lock(&self.inodes)
+            .lookup(parent, name, Kind::File)
+            .ok_or(FsError::UnknownInode(parent))?;
+        let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        if write {
+            self.attach_staging(ino, info.clone(), true)?;
+        }
+        let kind = HandleKind::File {
+            write,
+            append: flags & libc::O_APPEND != 0,
+        };
+        let fh = lock(&self.handles).insert(ino, flags, kind);
+        Ok(Created {
+            entry: self.entry(ino, &info),
+            fh,
+        })
+    }
+
+    /// mknod: regular files only (what `create` does, without opening).
+    pub async fn mknod(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        caller: Caller,
+    ) -> Result<Entry, FsError> {
+        self.check_writable()?;
+        if mode & libc::S_IFMT != libc::S_IFREG && mode & libc::S_IFMT != 0 {
+            return Err(FsError::NotSupported("device nodes, FIFOs and sockets"));
+        }
+        let name = check_name(name)?;
+        let (_, path) = self.child_path(parent, name)?;
+        if self.resolve(&path).await?.is_some() {
+            return Err(FsError::Exists(path));
+        }
+        let info = self.put_empty_file(&path, mode, caller).await?;
+        let ino = lock(&self.inodes)
+            .lookup(parent, name, Kind::File)
+            .ok_or(FsError::UnknownInode(parent))?;
+        Ok(self.entry(ino, &info))
+    }
+
+    /// PUT an empty object with a new file's metadata.
+    async fn put_empty_file(
+        &self,
+        path: &str,
+        mode: u32,
+        caller: Caller,
+    ) -> Result<NodeInfo, FsError> {
+        let now = Self::now();
+        let posix = PosixMeta {
+            mode: Some(stored_mode(Kind::File, mode)),
+            uid: Some(caller.uid),
+            gid: Some(caller.gid),
+            mtime: Some(now),
+        };
+        let mut opts = PutOptions::default();
+        posix.apply(&mut opts.user_metadata);
+        let key = self.keys.object(path);
+        let put = self
+            .store
+            .put(&key, Bytes::new(), &opts)
+            .await
+            .map_err(|e| FsError::store(format!("create {key}"), e))?;
+        let info = NodeInfo {
+            kind: Kind::File,
+            size: 0,
+            mtime: now,
+            posix,
+            etag: put.etag,
+            content_type: None,
+            user_metadata: opts.user_metadata,
+            has_marker: false,
+            native_symlink: false,
+        };
+        self.cache_put(path, &info);
+        Ok(info)
+    }
+
+    /// Read up to `size` bytes at `offset`.
+    pub async fn read(&self, ino: u64, fh: u64, offset: u64, size: u32) -> Result<Bytes, FsError> {
+        let h = self.handle(fh)?;
+        if h.ino != ino || !matches!(h.kind, HandleKind::File { .. }) {
+            return Err(FsError::BadHandle(fh));
+        }
+        if let Some(st) = self.staging_of(ino)
+            && st.is_loaded()
+        {
+            return st.read(offset, size).await;
+        }
+        if size == 0 {
+            return Ok(Bytes::new());
+        }
+        let rec = self.node(ino)?;
+        let key = self.keys.object(&rec.path);
+        let range = ByteRange::new(offset, offset.saturating_add(u64::from(size)));
+        match self.store.get(&key, Some(range)).await {
+            Ok(object) => {
+                let mut data = object
+                    .collect()
+                    .await
+                    .map_err(|e| FsError::store(format!("read {key} {range}"), e))?;
+                data.truncate(size as usize);
+                Ok(data)
+            }
+            Err(StoreError::InvalidRange { .. }) => Ok(Bytes::new()),
+            Err(e) => Err(FsError::store(format!("read {key} {range}"), e)),
+        }
+    }
+
+    /// Write `data` at `offset` (at the end for O_APPEND handles).
+    pub async fn write(&self, ino: u64, fh: u64, offset: u64, data: Bytes) -> Result<u32, FsError> {
+        self.check_writable()?;
+        let h = self.handle(fh)?;
+        let append = match h.kind {
+            HandleKind::File {
+                write: true,
+                append,
+            } if h.ino == ino => append,
+            _ => return Err(FsError::BadHandle(fh)),
+        };
+        let st = self.staging_of(ino).ok_or(FsError::BadHandle(fh))?;
+        let len = u32::try_from(data.len())
+            .map_err(|_| FsError::Invalid(format!("write of {} bytes", data.len())))?;
+        let mut state = st.lock().await;
+        self.ensure_loaded(ino, &st, &mut state).await?;
+        let offset = if append { st.size() } else { offset };
+        let end = offset.saturating_add(u64::from(len));
+        if end > self.max_file_size {
+            return Err(FsError::TooLarge {
+                size: end,
+                max: self.max_file_size,
+            });
+        }
+        st.write(&mut state, offset, data).await?;
+        Ok(len)
+    }
+
+    async fn ensure_loaded(
+        &self,
+        ino: u64,
+        st: &Staging,
+        state: &mut StagingState,
+    ) -> Result<(), FsError> {
+        if state.loaded {
+            return Ok(());
+        }
+        let rec = self.node(ino)?;
+        let key = self.keys.object(&rec.path);
+        st.load(state, self.store.as_ref(), &key).await
+    }
+
+    /// close(2) of one descriptor: upload if this handle may have written.
+    pub async fn flush(&self, ino: u64, fh: u64) -> Result<(), FsError> {
+        let h = self.handle(fh)?;
+        if Self::is_writer(&h) {
+            self.sync_staging(ino).await?;
+        }
+        Ok(())
+    }
+
+    /// fsync(2): upload staged data now.
+    pub async fn fsync(&self, ino: u64, fh: u64) -> Result<(), FsError> {
+        self.flush(ino, fh).await
+    }
+
+    /// The last close of a handle: upload what is left, drop the staging
+    /// file when no writer remains.
+    pub async fn release(&self, ino: u64, fh: u64) -> Result<(), FsError> {
+        let h = lock(&self.handles)
+            .remove(fh)
+            .ok_or(FsError::BadHandle(fh))?;
+        if !Self::is_writer(&h) {
+            return Ok(());
+        }
+        let last = {
+            let mut stagings = lock(&self.stagings);
+            match stagings.get_mut(&ino) {
+                Some(slot) => {
+                    slot.writers = slot.writers.saturating_sub(1);
+                    slot.writers == 0
+                }
+                None => false,
+            }
+        };
+        if !last {
+            return Ok(());
+        }
+        let result = self.sync_staging(ino).await;
+        let removed = {
+            let mut stagings = lock(&self.stagings);
+            // A new writer may have attached while we uploaded: keep it then.
+            if stagings.get(&ino).is_some_and(|slot| slot.writers == 0) {
+                stagings.remove(&ino)
+            } else {
+                None
+            }
+        };
+        if let (Err(e), Some(slot)) = (&result, removed) {
+            // Nobody will see this error (close already returned): keep the
+            // only copy of the data where an operator can find it.
+            slot.staging.keep_on_disk();
+            error!(
+                ino,
+                path = %slot.staging.path().display(),
+                error = %e,
+                "the last close could not upload the file; its data is kept in the staging file"
+            );
+        }
+        result
+    }
+
+    /// Upload every dirty staging file (at unmount); the first error is
+    /// returned after trying them all.
+    pub async fn flush_all(&self) -> Result<(), FsError> {
+        let inos: Vec<u64> = lock(&self.stagings).keys().copied().collect();
+        let mut first = None;
+        for ino in inos {
+            if let Err(e) = self.sync_staging(ino).await {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Upload the staging file of `ino` if it is dirty.
+    pub(super) async fn sync_staging(&self, ino: u64) -> Result<(), FsError> {
+        let Some(st) = self.staging_of(ino) else {
+            return Ok(());
+        };
+        let mut state = st.lock().await;
+        if !state.dirty || state.unlinked {
+            return Ok(());
+        }
+        let rec = self.node(ino)?;
+        let info = self.upload_staging(&rec.path, &st, &mut state).await?;
+        self.cache_put(&rec.path, &info);
+        Ok(())
+    }
+
+    /// Upload a staging file as the object at `path`; on success it is
+    /// clean and its base describes the new object.
+    async fn upload_staging(
+        &self,
+        path: &str,
+        st: &Staging,
+        state: &mut StagingState,
+    ) -> Result<NodeInfo, FsError> {
+        let key = self.keys.object(path);
+        let base = &state.base;
+        let mtime = state.mtime.unwrap_or_else(Self::now);
+        // Files written through the mount always carry all four entries
+        // (ossfs does the same); absent ones take what is shown now.
+        let shown = self.policy.attr(0, base);
+        let posix = PosixMeta {
+            mode: Some(
+                base.posix
+                    .mode
+                    .unwrap_or_else(|| stored_mode(Kind::File, self.policy.perm(base))),
+            ),
+            uid: Some(base.posix.uid.unwrap_or(shown.uid)),
+            gid: Some(base.posix.gid.unwrap_or(shown.gid)),
+            mtime: Some(mtime),
+        };
+        let opts = base.put_options(&posix);
+        let size = st.size();
+        debug!(key, size, "uploading staged file");
+        let put = upload_file(
+            self.store.as_ref(),
+            &key,
+            st.file(),
+            size,
+            &opts,
+            &self.upload,
+        )
+        .await
+        .map_err(|source| {
+            warn!(key, error = %source, "upload failed; the data stays staged");
+            FsError::Upload {
+                key: key.clone(),
+                source,
+            }
+        })?;
+        let info = NodeInfo {
+            kind: Kind::File,
+            size,
+            mtime,
+            posix,
+            etag: put.etag,
+            content_type: opts.content_type,
+            user_metadata: opts.user_metadata,
+            has_marker: false,
+            native_symlink: false,
+        };
+        state.base = info.clone();
+        state.dirty = false;
+        state.mtime = None;
+        Ok(info)
+    }
+
+    /// Truncate (or extend) the file `ino` to `size` bytes. With an open
+    /// writer the staging file changes and is uploaded on its flush;
+    /// otherwise the object is rewritten now (truncate to 0 is one empty
+    /// PUT, any other size downloads, cuts and uploads the whole object).
+    pub(super) async fn truncate(&self, ino: u64, size: u64) -> Result<NodeInfo, FsError> {
+        let (rec, info) = self.info_of(ino).await?;
+        match rec.kind {
+            Kind::File => {}
+            Kind::Dir => return Err(FsError::IsDir(rec.path)),
+            Kind::Symlink => {
+                return Err(FsError::Invalid(format!(
+                    "truncate of symlink {}",
+                    rec.path
+                )));
+            }
+        }
+        if size > self.max_file_size {
+            return Err(FsError::TooLarge {
+                size,
+                max: self.max_file_size,
+            });
+        }
+        if let Some(st) = self.staging_of(ino) {
+            let mut state = st.lock().await;
+            if size > 0 {
+                self.ensure_loaded(ino, &st, &mut state).await?;
+            }
+            st.set_len(&mut state, size).await?;
+            let mut shown = state.base.clone();
+            shown.size = size;
+            return Ok(shown);
+        }
+        // No writer: stage privately, upload, drop.
+        let st =
+            Staging::create(&self.config.staging_dir, ino, info, size == 0).map_err(|source| {
+                FsError::Staging {
+                    path: self.config.staging_dir.display().to_string(),
+                    source,
+                }
+            })?;
+        let mut state = st.lock().await;
+        if size > 0 {
+            self.ensure_loaded(ino, &st, &mut state).await?;
+        }
+        st.set_len(&mut state, size).await?;
+        let info = self.upload_staging(&rec.path, &st, &mut state).await?;
+        self.cache_put(&rec.path, &info);
+        Ok(info)
+    }
+}

@@ -1,0 +1,157 @@
+//! The open-handle table: file handles as plain numbers mapping to plain records.
+//!
+//! Like node ids (see [`super::inode`]), file handles are numbers from a
+//! counter that is never reused, each mapping to a serialisable
+//! [`HandleRecord`] (node id, open flags, what kind of handle), so a
+//! restarted worker can reload them from a journal and keep serving handles
+//! the kernel already holds. Directory handles carry their listing snapshot
+//! (also plain data). File data being written is not here but in the
+//! per-inode staging table ([`super::staging`]): several handles of one file
+//! share one staging file.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::dir::DirSnapshot;
+
+/// What a handle is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HandleKind {
+    /// An open file; `write` when opened for writing, `append` for O_APPEND.
+    File { write: bool, append: bool },
+    /// An open directory, with its snapshot.
+    Dir(Arc<DirSnapshot>),
+}
+
+/// One open handle. Plain data, for the restart journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandleRecord {
+    pub fh: u64,
+    pub ino: u64,
+    /// The open(2) flags as the kernel passed them.
+    pub flags: i32,
+    pub kind: HandleKind,
+}
+
+/// File handle to record.
+#[derive(Debug)]
+pub struct HandleTable {
+    next: u64,
+    handles: HashMap<u64, HandleRecord>,
+}
+
+impl Default for HandleTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HandleTable {
+    /// An empty table; handles start at 1 (0 means "none" to some tools).
+    pub fn new() -> Self {
+        Self {
+            next: 1,
+            handles: HashMap::new(),
+        }
+    }
+
+    /// Rebuild from exported records.
+    pub fn from_records(records: Vec<HandleRecord>) -> Self {
+        let mut t = Self::new();
+        for r in records {
+            t.next = t.next.max(r.fh + 1);
+            t.handles.insert(r.fh, r);
+        }
+        t
+    }
+
+    /// Every record, for the journal.
+    pub fn records(&self) -> Vec<HandleRecord> {
+        let mut all: Vec<HandleRecord> = self.handles.values().cloned().collect();
+        all.sort_by_key(|r| r.fh);
+        all
+    }
+
+    /// Register a new handle; returns its number.
+    pub fn insert(&mut self, ino: u64, flags: i32, kind: HandleKind) -> u64 {
+        let fh = self.next;
+        self.next += 1;
+        self.handles.insert(
+            fh,
+            HandleRecord {
+                fh,
+                ino,
+                flags,
+                kind,
+            },
+        );
+        fh
+    }
+
+    /// The record of `fh`.
+    pub fn get(&self, fh: u64) -> Option<&HandleRecord> {
+        self.handles.get(&fh)
+    }
+
+    /// Remove `fh`, returning its record.
+    pub fn remove(&mut self, fh: u64) -> Option<HandleRecord> {
+        self.handles.remove(&fh)
+    }
+
+    /// Number of open handles.
+    pub fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    /// Whether no handle is open.
+    pub fn is_empty(&self) -> bool {
+        self.handles.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_are_unique_and_survive_a_round_trip() {
+        let mut t = HandleTable::new();
+        let a = t.insert(
+            5,
+            libc::O_WRONLY,
+            HandleKind::File {
+                write: true,
+                append: false,
+            },
+        );
+        let b = t.insert(
+            6,
+            0,
+            HandleKind::Dir(Arc::new(DirSnapshot {
+                ino: 6,
+                parent: 1,
+                entries: vec![],
+            })),
+        );
+        assert_ne!(a, b);
+        assert!(a >= 1);
+        let json = serde_json::to_string(&t.records()).unwrap_or_default();
+        let back: Vec<HandleRecord> = serde_json::from_str(&json).unwrap_or_default();
+        let mut t2 = HandleTable::from_records(back);
+        assert_eq!(t2.records(), t.records());
+        assert!(
+            t2.insert(
+                1,
+                0,
+                HandleKind::File {
+                    write: false,
+                    append: false
+                }
+            ) > b
+        );
+        assert_eq!(t2.remove(a).map(|r| r.ino), Some(5));
+        assert!(t2.get(a).is_none());
+    }
+}

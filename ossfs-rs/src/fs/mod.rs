@@ -1,0 +1,396 @@
+//! The filesystem: POSIX operations on top of an [`ObjectStore`].
+//!
+//! [`Fs`] holds the logic as async methods returning `Result<_, FsError>`;
+//! it knows nothing of FUSE's wire protocol, so it is tested by calling the
+//! methods directly against a real S3 endpoint. [`crate::fuse`] is the thin
+//! adapter that the kernel talks to.
+//!
+//! How a tree of objects looks as a filesystem (see `docs/semantics.md`):
+//!
+//! - A file at path `p` is the object `prefix + p`. A directory is everything
+//!   under `prefix + p + "/"`: it exists if it has a zero-byte marker object
+//!   of that key (what `mkdir` writes) or any key below it (an *implied*
+//!   directory, as other tools leave them).
+//! - A name that is both (`a` and `a/b`) is a directory, every time, in
+//!   lookups and listings alike, as in Mountpoint. The file stays in the
+//!   bucket, hidden, until the directory is gone.
+//! - Mode, owner and mtime come from ossfs/s3fs-compatible metadata, else
+//!   the mount's defaults ([`meta`]). Xattrs are kept the s3fs way ([`xattr`]).
+//! - Writes go to a local staging file per inode and are uploaded whole on
+//!   flush/fsync/close ([`staging`], [`crate::upload`]); reads of a file
+//!   without staged data are ranged GETs of exactly what is asked.
+//! - Node ids and file handles are plain numbers mapping to serialisable
+//!   records ([`inode`], [`handle`]) for the supervised restart.
+//!
+//! Concurrency: the kernel calls in from many threads; each table sits
+//! behind its own `std::sync::Mutex`, held only for map operations, never
+//! across an `.await`. Only a staging file's state uses an async mutex, held
+//! across its download and upload on purpose (see [`staging`]).
+
+mod attrs;
+pub mod cache;
+pub mod dir;
+pub mod error;
+mod file;
+pub mod handle;
+pub mod inode;
+mod lookup;
+pub mod meta;
+pub mod name;
+mod namespace;
+mod readdir;
+pub mod staging;
+pub mod xattr;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::warn;
+
+pub use attrs::SetAttr;
+pub use error::FsError;
+pub use meta::Kind;
+pub use readdir::{DirPlusSink, DirSink};
+
+use cache::{Cached, StatCache};
+use dir::WarnOnce;
+use handle::{HandleKind, HandleRecord, HandleTable};
+use inode::{InodeRecord, InodeTable, ROOT_INO};
+use meta::{AttrPolicy, NodeInfo};
+use name::Keys;
+use staging::{Staging, StagingRecord};
+
+use crate::store::ObjectStore;
+use crate::upload::{UploadConfig, max_file_size};
+
+/// How a bucket (or a prefix of one) is mounted. Every field has an
+/// ossfs counterpart, named in its doc.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FsConfig {
+    /// Key prefix the mount shows (`bucket:/prefix`): `""` for the whole
+    /// bucket, else ending in `/` (added when missing).
+    pub prefix: String,
+    /// Show every node as owned by this user (`-o uid=`), whatever its metadata says.
+    pub uid: Option<u32>,
+    /// Show every node as owned by this group (`-o gid=`).
+    pub gid: Option<u32>,
+    /// Owner of objects without `uid`/`gid` metadata (the mounting user by default).
+    pub default_uid: u32,
+    pub default_gid: u32,
+    /// Bits cleared from every mode shown (`-o umask=`; 0 by default).
+    pub umask: u32,
+    /// Permission bits of objects without `mode` metadata.
+    pub file_mode: u32,
+    /// Permission bits of directories without `mode` metadata (and of the
+    /// root, unless `mp_umask` is set).
+    pub dir_mode: u32,
+    /// The root shows `0777 & !mp_umask` (`-o mp_umask=`).
+    pub mp_umask: Option<u32>,
+    /// Refuse every change with EROFS (`-o ro`).
+    pub read_only: bool,
+    /// How long a resolved path is trusted (`stat_cache_expire`, 900 s).
+    pub stat_cache_ttl: Duration,
+    /// How many paths the stat cache holds (`max_stat_cache_size`, 100000).
+    pub stat_cache_size: usize,
+    /// Also remember that a path does not exist (`enable_noobj_cache`).
+    pub negative_cache: bool,
+    /// How long the kernel may keep attributes and names without asking (1 s).
+    pub attr_ttl: Duration,
+    /// Where staging files of open writers live (`tmpdir`).
+    pub staging_dir: PathBuf,
+    /// Files from this size up are uploaded in parts of this size
+    /// (`multipart_size`, 10 MiB).
+    pub multipart_size: u64,
+    /// Parts uploaded, and keys copied by a directory rename, at once
+    /// (`parallel_count`, 5).
+    pub parallel_count: usize,
+}
+
+impl Default for FsConfig {
+    fn default() -> Self {
+        // SAFETY: geteuid and getegid cannot fail and touch no memory of ours.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        Self {
+            prefix: String::new(),
+            uid: None,
+            gid: None,
+            default_uid: uid,
+            default_gid: gid,
+            umask: 0,
+            file_mode: 0o644,
+            dir_mode: 0o755,
+            mp_umask: None,
+            read_only: false,
+            stat_cache_ttl: Duration::from_secs(900),
+            stat_cache_size: 100_000,
+            negative_cache: false,
+            attr_ttl: Duration::from_secs(1),
+            staging_dir: std::env::temp_dir(),
+            multipart_size: UploadConfig::default().multipart_size,
+            parallel_count: UploadConfig::default().parallel_count,
+        }
+    }
+}
+
+/// The user and group a request runs as (new nodes are owned by them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A node the kernel learns about (lookup, create, mkdir, symlink), or the
+/// attributes of one (getattr, setattr).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub attr: fuser::FileAttr,
+    /// How long the kernel may cache the attributes and the name.
+    pub ttl: Duration,
+}
+
+/// A file created and opened at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Created {
+    pub entry: Entry,
+    pub fh: u64,
+}
+
+/// The answer of getxattr/listxattr: the size asked for (when the caller
+/// passed size 0), or the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum XattrReply {
+    Size(u32),
+    Data(Vec<u8>),
+}
+
+/// statfs numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub bavail: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+    pub frsize: u32,
+}
+
+/// A staging file and how many writable handles use it.
+struct StagingSlot {
+    staging: Arc<Staging>,
+    writers: usize,
+}
+
+/// The filesystem. Share it behind an `Arc`; every method takes `&self`.
+pub struct Fs {
+    store: Arc<dyn ObjectStore>,
+    config: FsConfig,
+    keys: Keys,
+    policy: AttrPolicy,
+    upload: UploadConfig,
+    max_file_size: u64,
+    inodes: Mutex<InodeTable>,
+    handles: Mutex<HandleTable>,
+    stagings: Mutex<HashMap<u64, StagingSlot>>,
+    cache: Mutex<StatCache>,
+    warned: WarnOnce,
+    mounted_at: SystemTime,
+}
+
+impl std::fmt::Debug for Fs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fs")
+            .field("bucket", &self.store.bucket())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lock a table, even if a thread panicked while holding it (the tables
+/// stay consistent: every critical section is a few map operations).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Fs {
+    /// A filesystem over `store` configured by `config`. Creates the
+    /// staging directory when missing; fails when it cannot.
+    pub fn new(store: Arc<dyn ObjectStore>, config: FsConfig) -> Result<Self, FsError> {
+        std::fs::create_dir_all(&config.staging_dir).map_err(|source| FsError::Staging {
+            path: config.staging_dir.display().to_string(),
+            source,
+        })?;
+        let keys = Keys::new(&config.prefix);
+        let policy = AttrPolicy {
+            force_uid: config.uid,
+            force_gid: config.gid,
+            default_uid: config.default_uid,
+            default_gid: config.default_gid,
+            file_mode: config.file_mode & 0o7777,
+            dir_mode: config.dir_mode & 0o7777,
+            umask: config.umask & 0o7777,
+        };
+        let upload = UploadConfig {
+            multipart_size: config.multipart_size.max(1),
+            parallel_count: config.parallel_count.max(1),
+        };
+        let max_file_size = max_file_size(&upload, store.provider());
+        let cache = StatCache::new(
+            config.stat_cache_ttl,
+            config.stat_cache_size,
+            config.negative_cache,
+        );
+        Ok(Self {
+            store,
+            keys,
+            policy,
+            upload,
+            max_file_size,
+            inodes: Mutex::new(InodeTable::new()),
+            handles: Mutex::new(HandleTable::new()),
+            stagings: Mutex::new(HashMap::new()),
+            cache: Mutex::new(cache),
+            warned: WarnOnce::new(100_000),
+            mounted_at: SystemTime::now(),
+            config,
+        })
+    }
+
+    /// The configuration this filesystem runs with.
+    pub fn config(&self) -> &FsConfig {
+        &self.config
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The inode, handle and staging records, for the restart journal.
+    pub async fn records(&self) -> (Vec<InodeRecord>, Vec<HandleRecord>, Vec<StagingRecord>) {
+        let inodes = lock(&self.inodes).records();
+        let handles = lock(&self.handles).records();
+        let stagings: Vec<Arc<Staging>> = lock(&self.stagings)
+            .values()
+            .map(|s| s.staging.clone())
+            .collect();
+        let mut staged = Vec::with_capacity(stagings.len());
+        for s in stagings {
+            let state = s.lock().await;
+            staged.push(s.record(&state));
+        }
+        (inodes, handles, staged)
+    }
+
+    // ---- shared helpers -------------------------------------------------
+
+    fn check_writable(&self) -> Result<(), FsError> {
+        if self.config.read_only {
+            Err(FsError::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The record of `ino`.
+    fn node(&self, ino: u64) -> Result<InodeRecord, FsError> {
+        lock(&self.inodes)
+            .get(ino)
+            .cloned()
+            .ok_or(FsError::UnknownInode(ino))
+    }
+
+    /// The directory record of `parent` and the path of `name` inside it.
+    fn child_path(&self, parent: u64, name: &str) -> Result<(InodeRecord, String), FsError> {
+        let rec = self.node(parent)?;
+        if rec.kind != Kind::Dir {
+            return Err(FsError::NotDir(rec.path));
+        }
+        let path = name::join(&rec.path, name);
+        self.keys.check_len(&path)?;
+        Ok((rec, path))
+    }
+
+    /// The handle record of `fh`.
+    fn handle(&self, fh: u64) -> Result<HandleRecord, FsError> {
+        lock(&self.handles)
+            .get(fh)
+            .cloned()
+            .ok_or(FsError::BadHandle(fh))
+    }
+
+    fn staging_of(&self, ino: u64) -> Option<Arc<Staging>> {
+        lock(&self.stagings).get(&ino).map(|s| s.staging.clone())
+    }
+
+    fn root_info(&self) -> NodeInfo {
+        let mut info = NodeInfo::implied_dir(self.mounted_at);
+        if let Some(mask) = self.config.mp_umask {
+            info.posix.mode = Some(meta::stored_mode(Kind::Dir, 0o777 & !mask));
+        }
+        info
+    }
+
+    fn cache_get(&self, path: &str) -> Option<Cached> {
+        lock(&self.cache).get(path, Instant::now())
+    }
+
+    fn cache_put(&self, path: &str, info: &NodeInfo) {
+        lock(&self.cache).insert(path, info.clone(), Instant::now());
+    }
+
+    fn cache_missing(&self, path: &str) {
+        lock(&self.cache).insert_missing(path, Instant::now());
+    }
+
+    fn cache_remove_tree(&self, path: &str) {
+        lock(&self.cache).remove_tree(path);
+    }
+
+    /// The attributes of `info` as `ino`, with the size of staged data.
+    fn attr(&self, ino: u64, info: &NodeInfo) -> fuser::FileAttr {
+        let mut attr = self.policy.attr(ino, info);
+        if let Some(st) = self.staging_of(ino)
+            && st.is_loaded()
+        {
+            attr.size = st.size();
+            attr.blocks = attr.size.div_ceil(512);
+        }
+        attr
+    }
+
+    fn entry(&self, ino: u64, info: &NodeInfo) -> Entry {
+        Entry {
+            attr: self.attr(ino, info),
+            ttl: self.config.attr_ttl,
+        }
+    }
+
+    /// Warn once about a key that cannot be shown.
+    fn warn_skipped(&self, skipped: &[dir::Skipped]) {
+        for s in skipped {
+            if self.warned.first(&s.key) {
+                warn!(key = %s.key, reason = %s.reason, "object key cannot be a file name; not shown");
+            }
+        }
+    }
+
+    /// Whether a handle record is a file opened for writing.
+    fn is_writer(rec: &HandleRecord) -> bool {
+        matches!(rec.kind, HandleKind::File { write: true, .. })
+    }
+
+    /// The node id of the root.
+    pub fn root() -> u64 {
+        ROOT_INO
+    }
+}
+
+#[cfg(test)]
+mod tests;

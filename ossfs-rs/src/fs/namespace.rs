@@ -1,0 +1,472 @@
+//! Names: mkdir, rmdir, unlink, rename, symlink, readlink.
+//!
+//! Object stores have no rename and no directories, so:
+//!
+//! - `mkdir` PUTs a zero-byte marker `dir/` (content type
+//!   `application/x-directory`, metadata with the mode), as ossfs does;
+//!   `rmdir` deletes it after checking with a two-key LIST that nothing
+//!   else lives below (ENOTEMPTY otherwise).
+//! - Renaming a file is a server-side copy (metadata kept; part-copy above
+//!   the dialect's single-copy limit, via [`copy_object`]) then a delete;
+//!   dirty data of an open writer is uploaded first so the copy carries it.
+//! - Renaming a directory copies every key under its prefix, up to
+//!   `parallel_count` at a time, and only when all copies succeeded deletes
+//!   the sources with delete-multiple. If a copy fails, the copies made so
+//!   far are deleted again and the source is untouched. The rename is not
+//!   atomic: another client listing in between sees both trees.
+//! - Symlinks are native symlink objects where the dialect has them (OSS,
+//!   COS), else an object whose body is the target, with mode `S_IFLNK` in
+//!   its metadata (what s3fs writes); readlink reads either.
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use tracing::warn;
+
+use super::error::FsError;
+use super::meta::{DIR_CONTENT_TYPE, Kind, NodeInfo, PosixMeta, stored_mode};
+use super::name::{check_name, is_within};
+use super::{Caller, Entry, Fs, lock};
+use crate::store::{CopyOptions, ListRequest, PutOptions, copy_object};
+
+/// Longest symlink target (Linux `PATH_MAX` minus the NUL).
+const SYMLINK_MAX: usize = 4095;
+
+impl Fs {
+    /// Create the directory `name` in `parent`.
+    pub async fn mkdir(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        caller: Caller,
+    ) -> Result<Entry, FsError> {
+        self.check_writable()?;
+        let name = check_name(name)?;
+        let (_, path) = self.child_path(parent, name)?;
+        if self.resolve(&path).await?.is_some() {
+            return Err(FsError::Exists(path));
+        }
+        let now = Self::now();
+        let posix = PosixMeta {
+            mode: Some(stored_mode(Kind::Dir, mode)),
+            uid: Some(caller.uid),
+            gid: Some(caller.gid),
+            mtime: Some(now),
+        };
+        let mut opts = PutOptions {
+            content_type: Some(DIR_CONTENT_TYPE.to_string()),
+            ..Default::default()
+        };
+        posix.apply(&mut opts.user_metadata);
+        let key = self.keys.dir(&path);
+        let put = self
+            .store
+            .put(&key, Bytes::new(), &opts)
+            .await
+            .map_err(|e| FsError::store(format!("mkdir {key}"), e))?;
+        let info = NodeInfo {
+            kind: Kind::Dir,
+            size: 0,
+            mtime: now,
+            posix,
+            etag: put.etag,
+            content_type: opts.content_type,
+            user_metadata: opts.user_metadata,
+            has_marker: true,
+            native_symlink: false,
+        };
+        self.cache_put(&path, &info);
+        let ino = lock(&self.inodes)
+            .lookup(parent, name, Kind::Dir)
+            .ok_or(FsError::UnknownInode(parent))?;
+        Ok(self.entry(ino, &info))
+    }
+
+    /// Whether nothing but the marker lives under the directory at `path`.
+    async fn dir_is_empty(&self, path: &str) -> Result<bool, FsError> {
+        let prefix = self.keys.dir(path);
+        let req = ListRequest {
+            prefix: prefix.clone(),
+            delimiter: None,
+            max_keys: Some(2),
+            start_after: None,
+        };
+        let page = self
+            .store
+            .list_page(&req, None)
+            .await
+            .map_err(|e| FsError::store(format!("list {prefix}"), e))?;
+        let other_object = page.objects.iter().any(|o| o.key != prefix);
+        Ok(!other_object && page.prefixes.is_empty())
+    }
+
+    /// Every key under `prefix`, all pages.
+    async fn list_all(&self, prefix: &str) -> Result<Vec<String>, FsError> {
+        let req = ListRequest {
+            prefix: prefix.to_string(),
+            delimiter: None,
+            max_keys: Some(1000),
+            start_after: None,
+        };
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_page(&req, token.as_deref())
+                .await
+                .map_err(|e| FsError::store(format!("list {prefix}"), e))?;
+            keys.extend(page.objects.into_iter().map(|o| o.key));
+            match page.next_token {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Remove the empty directory `name` from `parent`.
+    pub async fn rmdir(&self, parent: u64, name: &OsStr) -> Result<(), FsError> {
+        self.check_writable()?;
+        let name = check_name(name)?;
+        let (_, path) = self.child_path(parent, name)?;
+        let info = self
+            .resolve(&path)
+            .await?
+            .ok_or_else(|| FsError::NotFound(path.clone()))?;
+        if info.kind != Kind::Dir {
+            return Err(FsError::NotDir(path));
+        }
+        if !self.dir_is_empty(&path).await? {
+            return Err(FsError::NotEmpty(path));
+        }
+        let key = self.keys.dir(&path);
+        self.store
+            .delete(&key)
+            .await
+            .map_err(|e| FsError::store(format!("rmdir {key}"), e))?;
+        lock(&self.inodes).detach(parent, name);
+        self.cache_remove_tree(&path);
+        Ok(())
+    }
+
+    /// Mark the staging file of the node at `(parent, name)`, if any, as
+    /// unlinked, so its writer's later flush does not bring it back.
+    async fn orphan_staging(&self, parent: u64, name: &str, unlinked: bool) {
+        let ino = lock(&self.inodes).child(parent, name);
+        if let Some(st) = ino.and_then(|ino| self.staging_of(ino)) {
+            st.lock().await.unlinked = unlinked;
+        }
+    }
+
+    /// Remove the file or symlink `name` from `parent`.
+    pub async fn unlink(&self, parent: u64, name: &OsStr) -> Result<(), FsError> {
+        self.check_writable()?;
+        let name = check_name(name)?;
+        let (_, path) = self.child_path(parent, name)?;
+        let info = self
+            .resolve(&path)
+            .await?
+            .ok_or_else(|| FsError::NotFound(path.clone()))?;
+        if info.kind == Kind::Dir {
+            return Err(FsError::IsDir(path));
+        }
+        // Waits for an upload in progress, then stops further ones.
+        self.orphan_staging(parent, name, true).await;
+        let key = self.keys.object(&path);
+        if let Err(e) = self.store.delete(&key).await {
+            self.orphan_staging(parent, name, false).await;
+            return Err(FsError::store(format!("unlink {key}"), e));
+        }
+        lock(&self.inodes).detach(parent, name);
+        self.cache_remove_tree(&path);
+        self.cache_missing(&path);
+        Ok(())
+    }
+
+    /// Create the symlink `name` in `parent` pointing at `target`.
+    pub async fn symlink(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        target: &Path,
+        caller: Caller,
+    ) -> Result<Entry, FsError> {
+        self.check_writable()?;
+        let name = check_name(name)?;
+        let target = target
+            .to_str()
+            .ok_or_else(|| FsError::InvalidName(target.to_string_lossy().into_owned()))?;
+        if target.len() > SYMLINK_MAX {
+            return Err(FsError::NameTooLong(target.to_string()));
+        }
+        let (_, path) = self.child_path(parent, name)?;
+        if self.resolve(&path).await?.is_some() {
+            return Err(FsError::Exists(path));
+        }
+        let now = Self::now();
+        let posix = PosixMeta {
+            mode: Some(stored_mode(Kind::Symlink, 0o777)),
+            uid: Some(caller.uid),
+            gid: Some(caller.gid),
+            mtime: Some(now),
+        };
+        let mut opts = PutOptions::default();
+        posix.apply(&mut opts.user_metadata);
+        let key = self.keys.object(&path);
+        let native = self.store.provider().supports_native_symlink();
+        let etag = if native {
+            self.store
+                .put_symlink(&key, target, &opts)
+                .await
+                .map_err(|e| FsError::store(format!("symlink {key}"), e))?;
+            String::new()
+        } else {
+            self.store
+                .put(&key, Bytes::copy_from_slice(target.as_bytes()), &opts)
+                .await
+                .map_err(|e| FsError::store(format!("symlink {key}"), e))?
+                .etag
+        };
+        let info = NodeInfo {
+            kind: Kind::Symlink,
+            size: target.len() as u64,
+            mtime: now,
+            posix,
+            etag,
+            content_type: None,
+            user_metadata: opts.user_metadata,
+            has_marker: false,
+            native_symlink: native,
+        };
+        self.cache_put(&path, &info);
+        let ino = lock(&self.inodes)
+            .lookup(parent, name, Kind::Symlink)
+            .ok_or(FsError::UnknownInode(parent))?;
+        Ok(self.entry(ino, &info))
+    }
+
+    /// The target of the symlink `ino`.
+    pub async fn readlink(&self, ino: u64) -> Result<Vec<u8>, FsError> {
+        let (rec, info) = self.info_of(ino).await?;
+        if info.kind != Kind::Symlink {
+            return Err(FsError::Invalid(format!("{} is not a symlink", rec.path)));
+        }
+        let key = self.keys.object(&rec.path);
+        if info.native_symlink {
+            let target = self
+                .store
+                .get_symlink(&key)
+                .await
+                .map_err(|e| FsError::store(format!("readlink {key}"), e))?;
+            return Ok(target.into_bytes());
+        }
+        let body = self
+            .store
+            .get(&key, None)
+            .await
+            .map_err(|e| FsError::store(format!("readlink {key}"), e))?
+            .collect()
+            .await
+            .map_err(|e| FsError::store(format!("readlink {key}"), e))?;
+        if body.len() > SYMLINK_MAX {
+            return Err(FsError::NameTooLong(rec.path));
+        }
+        Ok(body.to_vec())
+    }
+
+    /// Rename `name` in `parent` to `new_name` in `new_parent`. `flags` are
+    /// renameat2's: RENAME_NOREPLACE is honoured, RENAME_EXCHANGE and
+    /// RENAME_WHITEOUT are refused with EINVAL.
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        new_parent: u64,
+        new_name: &OsStr,
+        flags: u32,
+    ) -> Result<(), FsError> {
+        self.check_writable()?;
+        let noreplace = libc::RENAME_NOREPLACE;
+        if flags & !noreplace != 0 {
+            return Err(FsError::Invalid(format!(
+                "rename flags {flags:#x} (only RENAME_NOREPLACE is supported)"
+            )));
+        }
+        let name = check_name(name)?;
+        let new_name = check_name(new_name)?;
+        let (_, src) = self.child_path(parent, name)?;
+        let (_, dst) = self.child_path(new_parent, new_name)?;
+        let src_info = self
+            .resolve(&src)
+            .await?
+            .ok_or_else(|| FsError::NotFound(src.clone()))?;
+        // Checks in renameat2's order: RENAME_NOREPLACE, then the no-op,
+        // then ancestry (the kernel answers those itself; kept for callers
+        // without it), then the kinds.
+        let dst_info = if src == dst {
+            Some(src_info.clone())
+        } else {
+            self.resolve(&dst).await?
+        };
+        if dst_info.is_some() && flags & noreplace != 0 {
+            return Err(FsError::Exists(dst));
+        }
+        if src == dst {
+            return Ok(());
+        }
+        if src_info.kind == Kind::Dir && is_within(&dst, &src) {
+            return Err(FsError::Invalid(format!("cannot move {src} into itself")));
+        }
+        if is_within(&src, &dst) {
+            // The target is an ancestor of the source: never empty.
+            return Err(FsError::NotEmpty(dst));
+        }
+        if let Some(existing) = &dst_info {
+            match (src_info.kind, existing.kind) {
+                (Kind::Dir, Kind::Dir) if !self.dir_is_empty(&dst).await? => {
+                    return Err(FsError::NotEmpty(dst));
+                }
+                (Kind::Dir, Kind::Dir) => {}
+                (Kind::Dir, _) => return Err(FsError::NotDir(dst)),
+                (_, Kind::Dir) => return Err(FsError::IsDir(dst)),
+                _ => {}
+            }
+            // An open writer of the replaced file must not bring it back.
+            self.orphan_staging(new_parent, new_name, true).await;
+        }
+        match src_info.kind {
+            Kind::Dir => self.rename_dir(&src, &dst).await?,
+            Kind::File | Kind::Symlink => {
+                self.rename_object(parent, name, &src, &dst, &src_info)
+                    .await?
+            }
+        }
+        lock(&self.inodes).rename(parent, name, new_parent, new_name);
+        self.cache_remove_tree(&src);
+        self.cache_remove_tree(&dst);
+        Ok(())
+    }
+
+    /// Copy the file or symlink at `src` to `dst`, then delete `src`.
+    async fn rename_object(
+        &self,
+        parent: u64,
+        name: &str,
+        src: &str,
+        dst: &str,
+        info: &NodeInfo,
+    ) -> Result<(), FsError> {
+        // Upload staged writes first so the copy carries them; later
+        // writes go to the new name (the staging follows the inode).
+        let ino = lock(&self.inodes).child(parent, name);
+        if let Some(ino) = ino {
+            self.sync_staging(ino).await?;
+        }
+        let src_key = self.keys.object(src);
+        let dst_key = self.keys.object(dst);
+        if info.native_symlink {
+            let target = self
+                .store
+                .get_symlink(&src_key)
+                .await
+                .map_err(|e| FsError::store(format!("readlink {src_key}"), e))?;
+            self.store
+                .put_symlink(&dst_key, &target, &info.put_options(&info.posix))
+                .await
+                .map_err(|e| FsError::store(format!("symlink {dst_key}"), e))?;
+        } else {
+            copy_object(
+                self.store.as_ref(),
+                &src_key,
+                &dst_key,
+                &CopyOptions::default(),
+            )
+            .await
+            .map_err(|e| FsError::store(format!("copy {src_key} to {dst_key}"), e))?;
+        }
+        self.store
+            .delete(&src_key)
+            .await
+            .map_err(|e| FsError::store(format!("delete {src_key} after copying it"), e))?;
+        Ok(())
+    }
+
+    /// Copy every key under the directory `src` to `dst`, then delete them.
+    async fn rename_dir(&self, src: &str, dst: &str) -> Result<(), FsError> {
+        // Open writers below: upload their data so the copies carry it.
+        let below: Vec<u64> = lock(&self.inodes)
+            .records()
+            .into_iter()
+            .filter(|r| r.kind == Kind::File && is_within(&r.path, src))
+            .map(|r| r.ino)
+            .collect();
+        for ino in below {
+            self.sync_staging(ino).await?;
+        }
+        let src_prefix = self.keys.dir(src);
+        let dst_prefix = self.keys.dir(dst);
+        let keys = self.list_all(&src_prefix).await?;
+        let pairs: Vec<(String, String)> = keys
+            .iter()
+            .map(|key| {
+                let new_key = format!("{dst_prefix}{}", &key[src_prefix.len()..]);
+                (key.clone(), new_key)
+            })
+            .collect();
+        let results: Vec<Result<String, FsError>> = futures::stream::iter(pairs)
+            .map(|(key, new_key)| async move {
+                copy_object(self.store.as_ref(), &key, &new_key, &CopyOptions::default())
+                    .await
+                    .map(|_| new_key)
+                    .map_err(|e| FsError::store(format!("copy {key}"), e))
+            })
+            .buffer_unordered(self.upload.parallel_count)
+            .collect()
+            .await;
+        let mut copied = Vec::new();
+        let mut first_error = None;
+        for r in results {
+            match r {
+                Ok(k) => copied.push(k),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            // Undo: the source is intact, remove the partial copy.
+            if let Err(undo) = self.delete_keys(&copied).await {
+                warn!(src, dst, error = %undo, "could not remove the partial copy of a failed directory rename");
+            }
+            return Err(e);
+        }
+        self.delete_keys(&keys).await
+    }
+
+    /// Delete `keys` with delete-multiple, 1000 per request.
+    async fn delete_keys(&self, keys: &[String]) -> Result<(), FsError> {
+        let failures: Vec<Vec<crate::store::DeleteFailure>> =
+            futures::stream::iter(keys.chunks(1000).map(<[String]>::to_vec))
+                .map(|chunk| async move {
+                    self.store
+                        .delete_multiple(&chunk)
+                        .await
+                        .map_err(|e| FsError::store("delete-multiple", e))
+                })
+                .buffer_unordered(self.upload.parallel_count)
+                .try_collect()
+                .await?;
+        match failures.into_iter().flatten().next() {
+            None => Ok(()),
+            Some(f) => Err(FsError::DeleteFailed {
+                key: f.key,
+                code: f.code,
+                message: f.message,
+            }),
+        }
+    }
+}

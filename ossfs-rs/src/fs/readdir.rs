@@ -1,0 +1,269 @@
+//! Directory handles: opendir, readdir, readdirplus, releasedir.
+//!
+//! `opendir` lists the whole directory (paged LIST with delimiter `/`,
+//! merged by [`super::dir::ListingMerge`]) into a snapshot held by the
+//! handle; `readdir` offsets index that snapshot (`.` is 0, `..` is 1, entry
+//! `i` is `i + 2`, and each entry carries the offset of the next one), so
+//! seekdir/telldir work and a directory changing during `rm -r` is not
+//! read twice.
+//!
+//! `readdirplus` also returns each entry's attributes, which saves the
+//! kernel one LOOKUP per entry (`ls -l`). Attributes must be right, and a
+//! listing lacks the metadata (mode, owner, mtime), so each entry not in the
+//! stat cache gets one targeted HEAD (the object for a file, the marker for
+//! a directory: the listing already settled which it is), up to 16 at
+//! once, for a window of 32 entries per call. Every result lands in the
+//! stat cache. An entry counts as a kernel reference only if it fit in the
+//! reply (see [`DirPlusSink`]); `.` and `..` never do, as the kernel does
+//! not link them.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use super::dir::{DirEntry, DirSnapshot, ListingMerge};
+use super::error::FsError;
+use super::handle::HandleKind;
+use super::meta::{Kind, NodeInfo};
+use super::name::join;
+use super::{Entry, Fs, lock};
+use crate::store::{ListRequest, StoreError};
+
+/// Entries resolved per readdirplus call.
+const PLUS_WINDOW: usize = 32;
+/// HEADs in flight for one readdirplus call.
+const PLUS_PARALLEL: usize = 16;
+
+/// Receives readdir entries; `add` returns true when the reply is full and
+/// the entry was *not* added.
+pub trait DirSink: Send {
+    fn add(&mut self, ino: u64, offset: u64, kind: Kind, name: &str) -> bool;
+}
+
+/// Receives readdirplus entries; `add` returns true when the reply is full
+/// and the entry was *not* added.
+pub trait DirPlusSink: Send {
+    fn add(&mut self, offset: u64, name: &str, entry: &Entry) -> bool;
+}
+
+/// A stable placeholder inode number for a readdir entry the kernel has
+/// not looked up (only shown as `d_ino`; never used as a node id). The top
+/// bit keeps it apart from real node ids, and it is never 0 (which some
+/// libcs treat as a deleted entry).
+fn placeholder_ino(parent: u64, name: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    parent.hash(&mut h);
+    name.hash(&mut h);
+    h.finish() | (1 << 63)
+}
+
+impl Fs {
+    /// Open the directory `ino`: list it into a snapshot.
+    pub async fn opendir(&self, ino: u64, flags: i32) -> Result<u64, FsError> {
+        let rec = self.node(ino)?;
+        if rec.kind != Kind::Dir {
+            return Err(FsError::NotDir(rec.path));
+        }
+        let prefix = self.keys.dir(&rec.path);
+        let req = ListRequest {
+            prefix: prefix.clone(),
+            delimiter: Some("/".to_string()),
+            max_keys: Some(1000),
+            start_after: None,
+        };
+        let mut merge = ListingMerge::new(&prefix);
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .list_page(&req, token.as_deref())
+                .await
+                .map_err(|e| FsError::store(format!("list {prefix}"), e))?;
+            merge.add_page(&page);
+            match page.next_token {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        let (entries, skipped) = merge.finish();
+        self.warn_skipped(&skipped);
+        let snapshot = Arc::new(DirSnapshot {
+            ino,
+            parent: rec.parent,
+            entries,
+        });
+        Ok(lock(&self.handles).insert(ino, flags, HandleKind::Dir(snapshot)))
+    }
+
+    fn snapshot(&self, ino: u64, fh: u64) -> Result<Arc<DirSnapshot>, FsError> {
+        match self.handle(fh)? {
+            super::handle::HandleRecord {
+                ino: h_ino,
+                kind: HandleKind::Dir(snapshot),
+                ..
+            } if h_ino == ino => Ok(snapshot),
+            _ => Err(FsError::BadHandle(fh)),
+        }
+    }
+
+    /// Entries of the snapshot from `offset` on, until `sink` is full.
+    pub async fn readdir(
+        &self,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        sink: &mut dyn DirSink,
+    ) -> Result<(), FsError> {
+        let snapshot = self.snapshot(ino, fh)?;
+        let total = snapshot.entries.len() as u64 + 2;
+        for pos in offset..total {
+            let full = match pos {
+                0 => sink.add(ino, 1, Kind::Dir, "."),
+                1 => sink.add(snapshot.parent, 2, Kind::Dir, ".."),
+                _ => {
+                    let e = &snapshot.entries[(pos - 2) as usize];
+                    let known = lock(&self.inodes).child(ino, &e.name);
+                    let child = known.unwrap_or_else(|| placeholder_ino(ino, &e.name));
+                    let kind = match self.cache_get(&self.child_path_str(ino, &e.name)) {
+                        Some(super::cache::Cached::Found(info)) => info.kind,
+                        _ => e.kind,
+                    };
+                    sink.add(child, pos + 1, kind, &e.name)
+                }
+            };
+            if full {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn child_path_str(&self, parent: u64, name: &str) -> String {
+        let parent_path = lock(&self.inodes)
+            .get(parent)
+            .map(|r| r.path.clone())
+            .unwrap_or_default();
+        join(&parent_path, name)
+    }
+
+    /// What a listed entry is, with full attributes: from the cache, else
+    /// one HEAD of the object (file) or the marker (directory). `None` when
+    /// it vanished since the listing.
+    async fn resolve_listed(
+        &self,
+        dir_path: &str,
+        e: &DirEntry,
+    ) -> Result<Option<NodeInfo>, FsError> {
+        let path = join(dir_path, &e.name);
+        if let Some(super::cache::Cached::Found(info)) = self.cache_get(&path) {
+            return Ok(Some(info));
+        }
+        let info = match e.kind {
+            Kind::Dir => {
+                let key = self.keys.dir(&path);
+                match self.store.head(&key).await {
+                    Ok(meta) => NodeInfo::dir(Some(&meta)),
+                    Err(StoreError::NotFound { .. }) => {
+                        NodeInfo::implied_dir(e.last_modified.unwrap_or(self.mounted_at))
+                    }
+                    Err(err) => return Err(FsError::store(format!("head {key}"), err)),
+                }
+            }
+            _ => {
+                let key = self.keys.object(&path);
+                match self.store.head(&key).await {
+                    Ok(meta) => NodeInfo::from_object(&meta),
+                    Err(StoreError::NotFound { .. }) => return Ok(None),
+                    Err(err) => return Err(FsError::store(format!("head {key}"), err)),
+                }
+            }
+        };
+        self.cache_put(&path, &info);
+        Ok(Some(info))
+    }
+
+    /// Entries of the snapshot from `offset` on, with attributes, until
+    /// `sink` is full or a window of entries is done.
+    pub async fn readdirplus(
+        &self,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        sink: &mut dyn DirPlusSink,
+    ) -> Result<(), FsError> {
+        let snapshot = self.snapshot(ino, fh)?;
+        let (rec, dir_info) = self.info_of(ino).await?;
+        let mut pos = offset;
+        if pos == 0 {
+            if sink.add(1, ".", &self.entry(ino, &dir_info)) {
+                return Ok(());
+            }
+            pos = 1;
+        }
+        if pos == 1 {
+            let mut parent = self.entry(ino, &dir_info);
+            parent.attr.ino = fuser::INodeNo(snapshot.parent);
+            if sink.add(2, "..", &parent) {
+                return Ok(());
+            }
+            pos = 2;
+        }
+        let mut start = (pos - 2) as usize;
+        // Windows until something was added or the snapshot ends: an empty
+        // reply would tell the kernel the directory ended.
+        while start < snapshot.entries.len() {
+            let window: Vec<(usize, DirEntry, String)> = snapshot
+                .entries
+                .iter()
+                .enumerate()
+                .skip(start)
+                .take(PLUS_WINDOW)
+                .map(|(i, e)| (i, e.clone(), rec.path.clone()))
+                .collect();
+            let resolved: Vec<(usize, DirEntry, Result<Option<NodeInfo>, FsError>)> =
+                futures::stream::iter(window)
+                    .map(|(i, e, dir_path)| async move {
+                        let info = self.resolve_listed(&dir_path, &e).await;
+                        (i, e, info)
+                    })
+                    .buffered(PLUS_PARALLEL)
+                    .collect()
+                    .await;
+            let mut added = 0usize;
+            for (i, e, info) in resolved {
+                let info = match info {
+                    Ok(Some(info)) => info,
+                    Ok(None) => continue, // deleted since opendir
+                    Err(err) if added == 0 => return Err(err),
+                    // Reported when the kernel asks for this entry first.
+                    Err(_) => return Ok(()),
+                };
+                let Some(child) = lock(&self.inodes).peek_or_insert(ino, &e.name, info.kind) else {
+                    return Err(FsError::UnknownInode(ino));
+                };
+                let entry = self.entry(child, &info);
+                if sink.add(i as u64 + 3, &e.name, &entry) {
+                    lock(&self.inodes).prune(child);
+                    return Ok(());
+                }
+                lock(&self.inodes).add_ref(child);
+                added += 1;
+            }
+            if added > 0 {
+                return Ok(());
+            }
+            start += PLUS_WINDOW;
+        }
+        Ok(())
+    }
+
+    /// Close a directory handle.
+    pub fn releasedir(&self, fh: u64) -> Result<(), FsError> {
+        lock(&self.handles)
+            .remove(fh)
+            .map(|_| ())
+            .ok_or(FsError::BadHandle(fh))
+    }
+}

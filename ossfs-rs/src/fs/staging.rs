@@ -1,0 +1,352 @@
+//! Staging files: where a file's new content lives until it is uploaded.
+//!
+//! Objects cannot be modified in place, so a writer works on a local copy:
+//! a file under the mount's staging directory (ossfs' `tmpdir`), created on
+//! open-for-write and filled lazily, on the first write or truncate, with the
+//! object's current content (skipped for new files and O_TRUNC, whose content
+//! is known to be empty). From then on reads of that inode are served from
+//! the copy, so a process reads back what it wrote before any upload. Flush,
+//! fsync and close upload the whole copy (see [`crate::upload`]) when it is
+//! dirty.
+//!
+//! There is one [`Staging`] per inode, shared by all of that inode's
+//! writable handles (the table lives in [`super::Fs`]), so two descriptors of
+//! one file see each other's writes, like on a local disk. Its mutable state
+//! sits behind an async mutex held across the download and the upload, so an
+//! upload sends a consistent snapshot and writes wait for it; the current
+//! size is also kept in an atomic so `stat` never waits for an upload.
+//!
+//! The state is plain data ([`StagingRecord`]: path, size, flags) so the
+//! supervised-restart journal can hand an open writer's staging file to a
+//! new worker. The file is removed when the last handle is released.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, MutexGuard};
+use tracing::{debug, warn};
+
+use super::error::FsError;
+use super::meta::NodeInfo;
+use crate::store::{ObjectStore, StoreError};
+
+/// Download buffer: chunks are gathered up to this size per disk write.
+const LOAD_BUFFER: usize = 4 * 1024 * 1024;
+
+/// The mutable part of a staging file.
+#[derive(Debug)]
+pub struct StagingState {
+    /// The copy holds the file's whole content (downloaded, or known empty).
+    pub loaded: bool,
+    /// The copy differs from the object.
+    pub dirty: bool,
+    /// The file was unlinked while open: never upload it again.
+    pub unlinked: bool,
+    /// Metadata the object is uploaded with (chmod/chown/xattrs while open
+    /// update it, so an upload does not undo them).
+    pub base: NodeInfo,
+    /// A modification time set explicitly after the last write (utimens).
+    pub mtime: Option<SystemTime>,
+    /// When the copy was last written.
+    pub last_write: SystemTime,
+}
+
+/// The staging state as plain data, for the restart journal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagingRecord {
+    pub ino: u64,
+    pub path: PathBuf,
+    pub size: u64,
+    pub loaded: bool,
+    pub dirty: bool,
+    pub unlinked: bool,
+}
+
+/// One inode's staging file.
+#[derive(Debug)]
+pub struct Staging {
+    ino: u64,
+    path: PathBuf,
+    file: Arc<File>,
+    size: AtomicU64,
+    /// Mirrors `StagingState::loaded` (it only ever goes from false to
+    /// true), so reads need not wait for the lock.
+    loaded: AtomicBool,
+    /// Leave the file on disk when dropped (its data could not be uploaded).
+    keep: AtomicBool,
+    state: Mutex<StagingState>,
+}
+
+impl Staging {
+    /// Create an empty staging file for `ino` under `dir`. `loaded` says
+    /// the file's content is known to be empty (a new file, O_TRUNC).
+    pub fn create(dir: &Path, ino: u64, base: NodeInfo, loaded: bool) -> io::Result<Self> {
+        let named = tempfile::Builder::new()
+            .prefix(&format!("ossfs-{ino}-"))
+            .tempfile_in(dir)?;
+        let (file, path) = named.keep().map_err(|e| e.error)?;
+        Ok(Self {
+            ino,
+            path,
+            file: Arc::new(file),
+            size: AtomicU64::new(0),
+            loaded: AtomicBool::new(loaded),
+            keep: AtomicBool::new(false),
+            state: Mutex::new(StagingState {
+                loaded,
+                dirty: false,
+                unlinked: false,
+                base,
+                mtime: None,
+                last_write: SystemTime::now(),
+            }),
+        })
+    }
+
+    /// The inode this file stages.
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    /// Where the copy lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open copy, for uploads.
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    /// The current length of the copy (without waiting for the lock).
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// Whether the copy holds the whole content (reads go to it).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Lock the state (waits for a running download or upload).
+    pub async fn lock(&self) -> MutexGuard<'_, StagingState> {
+        self.state.lock().await
+    }
+
+    /// Keep the file on disk after the last handle goes: its data could not
+    /// be uploaded, and this is the only copy.
+    pub fn keep_on_disk(&self) {
+        self.keep.store(true, Ordering::Release);
+    }
+
+    /// Lock the state if nobody holds it.
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, StagingState>> {
+        self.state.try_lock().ok()
+    }
+
+    /// The journal record of this file.
+    pub fn record(&self, state: &StagingState) -> StagingRecord {
+        StagingRecord {
+            ino: self.ino,
+            path: self.path.clone(),
+            size: self.size(),
+            loaded: state.loaded,
+            dirty: state.dirty,
+            unlinked: state.unlinked,
+        }
+    }
+
+    fn io_error(&self, source: io::Error) -> FsError {
+        FsError::Staging {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Fill the copy with the object at `key`, once. A missing object
+    /// (deleted by another client) counts as empty.
+    pub async fn load(
+        &self,
+        state: &mut StagingState,
+        store: &dyn ObjectStore,
+        key: &str,
+    ) -> Result<(), FsError> {
+        if state.loaded {
+            return Ok(());
+        }
+        debug!(key, ino = self.ino, "filling staging file from the object");
+        let mut written = 0u64;
+        match store.get(key, None).await {
+            Ok(object) => {
+                let mut body = object.body;
+                let mut buf: Vec<u8> = Vec::new();
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(|e| FsError::store(format!("download {key}"), e))?;
+                    buf.extend_from_slice(&chunk);
+                    if buf.len() >= LOAD_BUFFER {
+                        let data = std::mem::take(&mut buf);
+                        let len = data.len() as u64;
+                        self.write_blocking(written, Bytes::from(data)).await?;
+                        written += len;
+                    }
+                }
+                if !buf.is_empty() {
+                    let len = buf.len() as u64;
+                    self.write_blocking(written, Bytes::from(buf)).await?;
+                    written += len;
+                }
+            }
+            Err(StoreError::NotFound { .. }) => {
+                warn!(
+                    key,
+                    "object vanished before it could be staged; starting empty"
+                );
+            }
+            Err(e) => return Err(FsError::store(format!("download {key}"), e)),
+        }
+        self.set_len_blocking(written).await?;
+        self.size.store(written, Ordering::Release);
+        state.loaded = true;
+        self.loaded.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    async fn write_blocking(&self, offset: u64, data: Bytes) -> Result<(), FsError> {
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || file.write_all_at(&data, offset))
+            .await
+            .map_err(io::Error::other)
+            .and_then(|r| r)
+            .map_err(|e| self.io_error(e))
+    }
+
+    async fn set_len_blocking(&self, len: u64) -> Result<(), FsError> {
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || file.set_len(len))
+            .await
+            .map_err(io::Error::other)
+            .and_then(|r| r)
+            .map_err(|e| self.io_error(e))
+    }
+
+    /// Write `data` at `offset` of the (loaded) copy.
+    pub async fn write(
+        &self,
+        state: &mut StagingState,
+        offset: u64,
+        data: Bytes,
+    ) -> Result<(), FsError> {
+        let end = offset + data.len() as u64;
+        self.write_blocking(offset, data).await?;
+        self.size.fetch_max(end, Ordering::AcqRel);
+        state.dirty = true;
+        state.mtime = None;
+        state.last_write = SystemTime::now();
+        Ok(())
+    }
+
+    /// Cut or extend (with zeros) the (loaded) copy to `len` bytes.
+    pub async fn set_len(&self, state: &mut StagingState, len: u64) -> Result<(), FsError> {
+        self.set_len_blocking(len).await?;
+        self.size.store(len, Ordering::Release);
+        state.loaded = true;
+        self.loaded.store(true, Ordering::Release);
+        state.dirty = true;
+        state.mtime = None;
+        state.last_write = SystemTime::now();
+        Ok(())
+    }
+
+    /// Read up to `len` bytes at `offset` of the (loaded) copy.
+    pub async fn read(&self, offset: u64, len: u32) -> Result<Bytes, FsError> {
+        let size = self.size();
+        if offset >= size {
+            return Ok(Bytes::new());
+        }
+        let len = u64::from(len).min(size - offset);
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; len as usize];
+            let mut done = 0usize;
+            while done < buf.len() {
+                let n = file.read_at(&mut buf[done..], offset + done as u64)?;
+                if n == 0 {
+                    break;
+                }
+                done += n;
+            }
+            buf.truncate(done);
+            Ok(Bytes::from(buf))
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|r| r)
+        .map_err(|e| self.io_error(e))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if self.keep.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            warn!(path = %self.path.display(), error = %e, "could not remove staging file");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn write_read_truncate_and_cleanup() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let s = Staging::create(
+            dir.path(),
+            7,
+            NodeInfo::implied_dir(SystemTime::now()),
+            true,
+        )
+        .unwrap_or_else(|e| panic!("create: {e}"));
+        let path = s.path().to_path_buf();
+        assert!(path.exists());
+        {
+            let mut st = s.lock().await;
+            s.write(&mut st, 0, Bytes::from_static(b"hello"))
+                .await
+                .unwrap_or_else(|e| panic!("write: {e}"));
+            s.write(&mut st, 10, Bytes::from_static(b"!"))
+                .await
+                .unwrap_or_else(|e| panic!("write: {e}"));
+            assert!(st.dirty);
+        }
+        assert_eq!(s.size(), 11);
+        let all = s.read(0, 100).await.unwrap_or_default();
+        assert_eq!(&all[..], b"hello\0\0\0\0\0!");
+        assert_eq!(s.read(11, 5).await.unwrap_or_default().len(), 0);
+        {
+            let mut st = s.lock().await;
+            s.set_len(&mut st, 2)
+                .await
+                .unwrap_or_else(|e| panic!("set_len: {e}"));
+        }
+        assert_eq!(&s.read(0, 100).await.unwrap_or_default()[..], b"he");
+        let rec = s.record(&*s.lock().await);
+        assert_eq!(rec.size, 2);
+        assert!(rec.dirty && rec.loaded && !rec.unlinked);
+        drop(s);
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,711 @@
+//! The FUSE adapter: a thin `fuser::Filesystem` over [`Fs`].
+//!
+//! Each kernel request becomes one task on the tokio runtime: the callback
+//! copies its arguments, spawns `Fs`'s async method inside a tracing span
+//! named after the operation, and the task replies (fuser's reply objects
+//! are `Send`). The fuser threads therefore never block on the network, and
+//! any number of requests are in flight at once; with `Config { n_threads }`
+//! several threads read the one `/dev/fuse` fd (never `clone_fd`, see
+//! DESIGN.md section 5). There is no logic here: errors become errnos
+//! through [`FsError::errno`], and are logged at debug level when they are
+//! ordinary answers (ENOENT of a lookup) or at warn level otherwise.
+//!
+//! The entry point is [`new`]: build the filesystem, then hand it to
+//! `fuser::Session::new(fs, mountpoint, &config)` (or `fuser::mount`).
+
+use std::ffi::{OsStr, OsString};
+use std::future::Future;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use fuser::{
+    Errno, FileHandle, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
+};
+use tokio::runtime::Handle;
+use tracing::{Instrument, Span, debug, debug_span, warn};
+
+use crate::fs::{
+    Caller, DirPlusSink, DirSink, Entry, Fs, FsConfig, FsError, Kind, SetAttr, XattrReply,
+};
+use crate::store::ObjectStore;
+
+/// Largest write the kernel sends in one request (this kernel's cap is
+/// 256 pages, see DESIGN.md section 2).
+pub const MAX_WRITE: u32 = 1024 * 1024;
+
+/// Build the filesystem the mount command serves: `store` addressed
+/// through `config`, its async work run on `runtime`. Fails when the
+/// staging directory cannot be created.
+///
+/// Then, from a plain thread (not inside the runtime: the session loop
+/// blocks), `fuser::Session::new(fs, mountpoint, &fuser_config)?.run()`
+/// or `.spawn()`. Keep `runtime` alive until the session has ended: the
+/// unmount (`destroy`) still uploads what open files staged.
+pub fn new(
+    store: Arc<dyn ObjectStore>,
+    config: FsConfig,
+    runtime: Handle,
+) -> Result<FuseFs, FsError> {
+    Ok(FuseFs::new(Arc::new(Fs::new(store, config)?), runtime))
+}
+
+/// The `fuser::Filesystem` of ossfs-rs.
+pub struct FuseFs {
+    fs: Arc<Fs>,
+    rt: Handle,
+}
+
+impl std::fmt::Debug for FuseFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FuseFs").field("fs", &self.fs).finish()
+    }
+}
+
+impl FuseFs {
+    /// Serve `fs`, running its work on `rt`.
+    pub fn new(fs: Arc<Fs>, rt: Handle) -> Self {
+        Self { fs, rt }
+    }
+
+    /// The filesystem behind this adapter.
+    pub fn fs(&self) -> &Arc<Fs> {
+        &self.fs
+    }
+
+    fn spawn<F>(&self, span: Span, work: impl FnOnce(Arc<Fs>) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.rt.spawn(work(self.fs.clone()).instrument(span));
+    }
+}
+
+/// The errno of `e`, logged according to how surprising it is.
+fn errno(e: &FsError) -> Errno {
+    if e.is_expected() {
+        debug!(error = %e, "answered with an error");
+    } else {
+        warn!(error = %e, errno = e.errno(), "operation failed");
+    }
+    Errno::from_i32(e.errno())
+}
+
+fn caller(req: &Request) -> Caller {
+    Caller {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+fn reply_entry(result: Result<Entry, FsError>, reply: ReplyEntry) {
+    match result {
+        Ok(e) => reply.entry(&e.ttl, &e.attr, Generation(0)),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+fn reply_attr(result: Result<Entry, FsError>, reply: ReplyAttr) {
+    match result {
+        Ok(e) => reply.attr(&e.ttl, &e.attr),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+fn reply_empty(result: Result<(), FsError>, reply: ReplyEmpty) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+fn reply_xattr(result: Result<XattrReply, FsError>, reply: ReplyXattr) {
+    match result {
+        Ok(XattrReply::Size(n)) => reply.size(n),
+        Ok(XattrReply::Data(d)) => reply.data(&d),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+fn time(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    }
+}
+
+struct DirReply(ReplyDirectory);
+
+impl DirSink for DirReply {
+    fn add(&mut self, ino: u64, offset: u64, kind: Kind, name: &str) -> bool {
+        self.0.add(INodeNo(ino), offset, kind.file_type(), name)
+    }
+}
+
+struct DirPlusReply(ReplyDirectoryPlus);
+
+impl DirPlusSink for DirPlusReply {
+    fn add(&mut self, offset: u64, name: &str, entry: &Entry) -> bool {
+        self.0.add(
+            entry.attr.ino,
+            offset,
+            name,
+            &entry.ttl,
+            &entry.attr,
+            Generation(0),
+        )
+    }
+}
+
+impl fuser::Filesystem for FuseFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        let wanted = InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_PARALLEL_DIROPS;
+        if let Err(missing) = config.add_capabilities(wanted) {
+            debug!(?missing, "kernel lacks some FUSE capabilities");
+        }
+        if let Err(max) = config.set_max_write(MAX_WRITE) {
+            debug!(max, "kernel caps the write size");
+            let _ = config.set_max_write(max);
+        }
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        // Unmounted with files still open (lazy unmount): upload what they
+        // staged, as their release would have.
+        let fs = self.fs.clone();
+        let result = self.rt.block_on(async move { fs.flush_all().await });
+        if let Err(e) = result {
+            warn!(error = %e, "could not upload every staged file at unmount");
+        }
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = name.to_owned();
+        let span = debug_span!("lookup", parent = parent.0, name = ?name);
+        self.spawn(span, move |fs| async move {
+            reply_entry(fs.lookup(parent.0, &name).await, reply);
+        });
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let span = debug_span!("getattr", ino = ino.0);
+        self.spawn(span, move |fs| async move {
+            reply_attr(fs.getattr(ino.0).await, reply);
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let changes = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: atime.map(time),
+            mtime: mtime.map(time),
+        };
+        let span = debug_span!("setattr", ino = ino.0, ?changes);
+        self.spawn(span, move |fs| async move {
+            reply_attr(fs.setattr(ino.0, changes).await, reply);
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let span = debug_span!("readlink", ino = ino.0);
+        self.spawn(span, move |fs| async move {
+            match fs.readlink(ino.0).await {
+                Ok(target) => reply.data(&target),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let name = name.to_owned();
+        let who = caller(req);
+        let span = debug_span!("mknod", parent = parent.0, name = ?name, mode);
+        self.spawn(span, move |fs| async move {
+            reply_entry(fs.mknod(parent.0, &name, mode, who).await, reply);
+        });
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let name = name.to_owned();
+        let who = caller(req);
+        let span = debug_span!("mkdir", parent = parent.0, name = ?name, mode);
+        self.spawn(span, move |fs| async move {
+            reply_entry(fs.mkdir(parent.0, &name, mode, who).await, reply);
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        let span = debug_span!("unlink", parent = parent.0, name = ?name);
+        self.spawn(span, move |fs| async move {
+            reply_empty(fs.unlink(parent.0, &name).await, reply);
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        let span = debug_span!("rmdir", parent = parent.0, name = ?name);
+        self.spawn(span, move |fs| async move {
+            reply_empty(fs.rmdir(parent.0, &name).await, reply);
+        });
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let name = link_name.to_owned();
+        let target = target.to_owned();
+        let who = caller(req);
+        let span = debug_span!("symlink", parent = parent.0, name = ?name, target = ?target);
+        self.spawn(span, move |fs| async move {
+            reply_entry(fs.symlink(parent.0, &name, &target, who).await, reply);
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let name = name.to_owned();
+        let newname: OsString = newname.to_owned();
+        let span = debug_span!(
+            "rename",
+            parent = parent.0,
+            name = ?name,
+            newparent = newparent.0,
+            newname = ?newname,
+            flags = flags.bits()
+        );
+        self.spawn(span, move |fs| async move {
+            let r = fs
+                .rename(parent.0, &name, newparent.0, &newname, flags.bits())
+                .await;
+            reply_empty(r, reply);
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let span = debug_span!("open", ino = ino.0, flags = flags.0);
+        self.spawn(span, move |fs| async move {
+            match fs.open(ino.0, flags.0).await {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let span = debug_span!("read", ino = ino.0, fh = fh.0, offset, size);
+        self.spawn(span, move |fs| async move {
+            match fs.read(ino.0, fh.0, offset, size).await {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let data = Bytes::copy_from_slice(data);
+        let span = debug_span!("write", ino = ino.0, fh = fh.0, offset, len = data.len());
+        self.spawn(span, move |fs| async move {
+            match fs.write(ino.0, fh.0, offset, data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        let span = debug_span!("flush", ino = ino.0, fh = fh.0);
+        self.spawn(span, move |fs| async move {
+            reply_empty(fs.flush(ino.0, fh.0).await, reply);
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let span = debug_span!("release", ino = ino.0, fh = fh.0);
+        self.spawn(span, move |fs| async move {
+            reply_empty(fs.release(ino.0, fh.0).await, reply);
+        });
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let span = debug_span!("fsync", ino = ino.0, fh = fh.0);
+        self.spawn(span, move |fs| async move {
+            reply_empty(fs.fsync(ino.0, fh.0).await, reply);
+        });
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let span = debug_span!("opendir", ino = ino.0);
+        self.spawn(span, move |fs| async move {
+            match fs.opendir(ino.0, flags.0).await {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectory,
+    ) {
+        let span = debug_span!("readdir", ino = ino.0, fh = fh.0, offset);
+        self.spawn(span, move |fs| async move {
+            let mut sink = DirReply(reply);
+            match fs.readdir(ino.0, fh.0, offset, &mut sink).await {
+                Ok(()) => sink.0.ok(),
+                Err(e) => sink.0.error(errno(&e)),
+            }
+        });
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectoryPlus,
+    ) {
+        let span = debug_span!("readdirplus", ino = ino.0, fh = fh.0, offset);
+        self.spawn(span, move |fs| async move {
+            let mut sink = DirPlusReply(reply);
+            match fs.readdirplus(ino.0, fh.0, offset, &mut sink).await {
+                Ok(()) => sink.0.ok(),
+                Err(e) => sink.0.error(errno(&e)),
+            }
+        });
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply_empty(self.fs.releasedir(fh.0), reply);
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Directory changes are requests already completed on the store.
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let s = self.fs.statfs();
+        reply.statfs(
+            s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
+        );
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let name = name.to_owned();
+        let value = value.to_vec();
+        let span = debug_span!("setxattr", ino = ino.0, name = ?name, len = value.len());
+        self.spawn(span, move |fs| async move {
+            reply_empty(fs.setxattr(ino.0, &name, &value, flags).await, reply);
+        });
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let name = name.to_owned();
+        let span = debug_span!("getxattr", ino = ino.0, name = ?name, size);
+        self.spawn(span, move |fs| async move {
+            reply_xattr(fs.getxattr(ino.0, &name, size).await, reply);
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let span = debug_span!("listxattr", ino = ino.0, size);
+        self.spawn(span, move |fs| async move {
+            reply_xattr(fs.listxattr(ino.0, size).await, reply);
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        let span = debug_span!("removexattr", ino = ino.0, name = ?name);
+        self.spawn(span, move |fs| async move {
+            reply_empty(fs.removexattr(ino.0, &name).await, reply);
+        });
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let name = name.to_owned();
+        let who = caller(req);
+        let span = debug_span!("create", parent = parent.0, name = ?name, mode, flags);
+        self.spawn(span, move |fs| async move {
+            match fs.create(parent.0, &name, mode, flags, who).await {
+                Ok(c) => reply.created(
+                    &c.entry.ttl,
+                    &c.entry.attr,
+                    Generation(0),
+                    FileHandle(c.fh),
+                    FopenFlags::empty(),
+                ),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A real mount: needs root (or fusermount3 rights) and /dev/fuse, as CI has.
+
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::store::StoreError;
+    use crate::test_support::{random_prefix, test_server};
+
+    #[test]
+    fn mount_write_read_rename_unmount() {
+        let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
+        let server = rt.block_on(test_server());
+        let store = server.store.clone();
+        let prefix = random_prefix("fuse-test");
+        let staging = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let mnt = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let config = FsConfig {
+            prefix: prefix.clone(),
+            staging_dir: staging.path().to_path_buf(),
+            ..FsConfig::default()
+        };
+        let fs =
+            new(store.clone(), config, rt.handle().clone()).unwrap_or_else(|e| panic!("fs: {e}"));
+        let mut options = fuser::Config::default();
+        options.mount_options = vec![
+            fuser::MountOption::FSName("ossfs-rs-test".into()),
+            fuser::MountOption::DefaultPermissions,
+        ];
+        options.n_threads = Some(4);
+        let session = fuser::Session::new(fs, mnt.path(), &options)
+            .unwrap_or_else(|e| panic!("mount (needs root and /dev/fuse): {e}"));
+        let background = session.spawn().unwrap_or_else(|e| panic!("spawn: {e}"));
+        let root: PathBuf = mnt.path().to_path_buf();
+
+        std::fs::create_dir(root.join("docs")).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::write(root.join("docs/a.txt"), b"hello fuse").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            std::fs::read(root.join("docs/a.txt")).ok().as_deref(),
+            Some(&b"hello fuse"[..])
+        );
+        let meta = std::fs::metadata(root.join("docs/a.txt")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(meta.len(), 10);
+        // Overwrite (the kernel truncates through setattr), append, truncate.
+        std::fs::write(root.join("docs/c.txt"), b"first version").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("docs/c.txt"), b"second").unwrap_or_else(|e| panic!("{e}"));
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(root.join("docs/c.txt"))
+                .unwrap_or_else(|e| panic!("open append: {e}"));
+            f.write_all(b" and more")
+                .unwrap_or_else(|e| panic!("append: {e}"));
+        }
+        assert_eq!(
+            std::fs::read(root.join("docs/c.txt")).ok().as_deref(),
+            Some(&b"second and more"[..])
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(root.join("docs/c.txt"))
+            .and_then(|f| f.set_len(6))
+            .unwrap_or_else(|e| panic!("truncate: {e}"));
+        assert_eq!(
+            std::fs::metadata(root.join("docs/c.txt"))
+                .map(|m| m.len())
+                .ok(),
+            Some(6)
+        );
+        std::fs::remove_file(root.join("docs/c.txt")).unwrap_or_else(|e| panic!("unlink: {e}"));
+        std::fs::set_permissions(
+            root.join("docs/a.txt"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap_or_else(|e| panic!("chmod: {e}"));
+        std::fs::rename(root.join("docs/a.txt"), root.join("docs/b.txt"))
+            .unwrap_or_else(|e| panic!("rename: {e}"));
+        std::fs::rename(root.join("docs"), root.join("papers"))
+            .unwrap_or_else(|e| panic!("rename dir: {e}"));
+        std::os::unix::fs::symlink("b.txt", root.join("papers/link"))
+            .unwrap_or_else(|e| panic!("symlink: {e}"));
+        assert_eq!(
+            std::fs::read(root.join("papers/link")).ok().as_deref(),
+            Some(&b"hello fuse"[..])
+        );
+        let mut names: Vec<String> = std::fs::read_dir(root.join("papers"))
+            .unwrap_or_else(|e| panic!("readdir: {e}"))
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["b.txt", "link"]);
+        let b = std::fs::metadata(root.join("papers/b.txt")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(b.mode() & 0o7777, 0o600);
+        let err = std::fs::remove_dir(root.join("papers"))
+            .err()
+            .and_then(|e| e.raw_os_error());
+        assert_eq!(err, Some(libc::ENOTEMPTY));
+        let err = std::fs::read(root.join("nope"))
+            .err()
+            .and_then(|e| e.raw_os_error());
+        assert_eq!(err, Some(libc::ENOENT));
+
+        background
+            .umount_and_join()
+            .unwrap_or_else(|e| panic!("unmount: {e}"));
+
+        // What the mount wrote is in the bucket, with ossfs metadata.
+        rt.block_on(async {
+            let head = store
+                .head(&format!("{prefix}papers/b.txt"))
+                .await
+                .unwrap_or_else(|e| panic!("head: {e}"));
+            assert_eq!(
+                head.user_metadata.get("mode").map(String::as_str),
+                Some("33152")
+            );
+            let old = store.head(&format!("{prefix}docs/a.txt")).await;
+            assert!(matches!(old, Err(StoreError::NotFound { .. })));
+        });
+    }
+}
