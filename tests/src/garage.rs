@@ -16,9 +16,10 @@
 //!   ([`unique_prefix`]) or their own bucket ([`Garage::create_bucket`]).
 //!   [`Garage::start`] gives a private instance, stopped on drop.
 //! - **Cleaned up even when nobody drops it.** Statics are never dropped, so
-//!   every instance also has a watchdog child (`sh`) reading a pipe from this
-//!   process: when this process exits, however it exits, the pipe closes and
-//!   the watchdog kills the server and removes the directory.
+//!   every instance also has a watchdog child (`sh`, in its own process
+//!   group) reading a pipe from this process: when this process exits,
+//!   however it exits, the pipe closes and the watchdog kills the server and
+//!   removes the directory.
 //!
 //! The secret key is never printed: `Debug` redacts it and no error message
 //! echoes CLI output that could contain it.
@@ -417,8 +418,11 @@ root_domain = ".s3.garage.localhost"
 }
 
 /// A child that kills `pid` and removes `dir` once its stdin closes, which
-/// happens when this process exits or [`Garage`] is dropped.
+/// happens when this process exits or [`Garage`] is dropped. It runs in its
+/// own process group, so a signal to this process's group (Ctrl-C, a test
+/// runner's timeout) does not kill it before it has cleaned up.
 fn spawn_watchdog(pid: u32, dir: &Path) -> Result<(Child, ChildStdin), GarageError> {
+    use std::os::unix::process::CommandExt as _;
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(r#"cat >/dev/null; kill -9 "$1" 2>/dev/null; rm -rf "$2""#)
@@ -428,6 +432,7 @@ fn spawn_watchdog(pid: u32, dir: &Path) -> Result<(Child, ChildStdin), GarageErr
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|e| GarageError::new(format!("cannot start the watchdog (sh): {e}")))?;
     let stdin = child

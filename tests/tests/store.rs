@@ -831,17 +831,17 @@ async fn delays_are_survived(b: &Backend) {
 async fn timeouts_are_retried(b: &Backend) {
     let proxy = FaultProxy::start(b.addr()).await.unwrap();
     let mut config = b.config_at(&proxy.endpoint());
-    config.read_timeout = Duration::from_secs(1);
+    config.read_timeout = Duration::from_secs(2);
     let store = b.client(config, b.credentials());
     let key = format!("{}stalled", unique_prefix("timeout"));
     let body = data(10_000, 9);
     put(&*store, &key, body.clone()).await;
-    proxy.fail_next_method("GET", 1, Fault::Delay(Duration::from_secs(4)));
+    proxy.fail_next_method("GET", 1, Fault::Delay(Duration::from_secs(6)));
     assert_eq!(get_all(&*store, &key).await, body);
     let gets = seen(&proxy, "GET", "stalled");
     assert_eq!(
         gets.first(),
-        Some(&Fault::Delay(Duration::from_secs(4))),
+        Some(&Fault::Delay(Duration::from_secs(6))),
         "{gets:?}"
     );
     assert!(gets.len() >= 2, "the stalled GET was retried: {gets:?}");
