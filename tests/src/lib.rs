@@ -1,1 +1,13 @@
-//! End-to-end test support.
+//! End-to-end test support for ossfs-rs: real servers and real faults.
+//!
+//! - [`garage`] starts a real single-node Garage (the S3 server of the
+//!   end-to-end tests) in a temporary directory.
+//! - [`fault_proxy`] sits between a client and a server and injects delays,
+//!   resets, 503s and truncated bodies (netem is not available here).
+//!
+//! Nothing here is a mock: the store tests talk HTTP to real servers.
+
+pub mod fault_proxy;
+pub mod garage;
+
+pub use garage::{Garage, GarageError, unique_prefix};
