@@ -383,3 +383,6 @@ impl Fs {
         ROOT_INO
     }
 }
+
+#[cfg(test)]
+mod tests;
