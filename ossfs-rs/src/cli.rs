@@ -128,8 +128,17 @@ mod tests {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // s3s (the embedded endpoint's HTTP layer) logs every client error, even
+    // a 404, at ERROR: keep it silent unless the filter names it.
+    let quiet_s3s = |f: &str| {
+        if f.contains("s3s") {
+            f.to_owned()
+        } else {
+            format!("{f},s3s=off")
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(quiet_s3s(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(quiet_s3s("warn")));
     // A second initialisation (tests) is harmless: ignore its error.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -42,6 +42,11 @@ pub const MAX_WRITE: u32 = 1024 * 1024;
 /// Build the filesystem the mount command serves: `store` addressed
 /// through `config`, its async work run on `runtime`. Fails when the
 /// staging directory cannot be created.
+///
+/// Then, from a plain thread (not inside the runtime: the session loop
+/// blocks), `fuser::Session::new(fs, mountpoint, &fuser_config)?.run()`
+/// or `.spawn()`. Keep `runtime` alive until the session has ended: the
+/// unmount (`destroy`) still uploads what open files staged.
 pub fn new(
     store: Arc<dyn ObjectStore>,
     config: FsConfig,
@@ -576,6 +581,131 @@ impl fuser::Filesystem for FuseFs {
                 ),
                 Err(e) => reply.error(errno(&e)),
             }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A real mount: needs root (or fusermount3 rights) and /dev/fuse, as CI has.
+
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::store::StoreError;
+    use crate::test_support::{random_prefix, test_server};
+
+    #[test]
+    fn mount_write_read_rename_unmount() {
+        let rt = tokio::runtime::Runtime::new().unwrap_or_else(|e| panic!("runtime: {e}"));
+        let server = rt.block_on(test_server());
+        let store = server.store.clone();
+        let prefix = random_prefix("fuse-test");
+        let staging = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let mnt = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let config = FsConfig {
+            prefix: prefix.clone(),
+            staging_dir: staging.path().to_path_buf(),
+            ..FsConfig::default()
+        };
+        let fs =
+            new(store.clone(), config, rt.handle().clone()).unwrap_or_else(|e| panic!("fs: {e}"));
+        let mut options = fuser::Config::default();
+        options.mount_options = vec![
+            fuser::MountOption::FSName("ossfs-rs-test".into()),
+            fuser::MountOption::DefaultPermissions,
+        ];
+        options.n_threads = Some(4);
+        let session = fuser::Session::new(fs, mnt.path(), &options)
+            .unwrap_or_else(|e| panic!("mount (needs root and /dev/fuse): {e}"));
+        let background = session.spawn().unwrap_or_else(|e| panic!("spawn: {e}"));
+        let root: PathBuf = mnt.path().to_path_buf();
+
+        std::fs::create_dir(root.join("docs")).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::write(root.join("docs/a.txt"), b"hello fuse").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            std::fs::read(root.join("docs/a.txt")).ok().as_deref(),
+            Some(&b"hello fuse"[..])
+        );
+        let meta = std::fs::metadata(root.join("docs/a.txt")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(meta.len(), 10);
+        // Overwrite (the kernel truncates through setattr), append, truncate.
+        std::fs::write(root.join("docs/c.txt"), b"first version").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(root.join("docs/c.txt"), b"second").unwrap_or_else(|e| panic!("{e}"));
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(root.join("docs/c.txt"))
+                .unwrap_or_else(|e| panic!("open append: {e}"));
+            f.write_all(b" and more")
+                .unwrap_or_else(|e| panic!("append: {e}"));
+        }
+        assert_eq!(
+            std::fs::read(root.join("docs/c.txt")).ok().as_deref(),
+            Some(&b"second and more"[..])
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(root.join("docs/c.txt"))
+            .and_then(|f| f.set_len(6))
+            .unwrap_or_else(|e| panic!("truncate: {e}"));
+        assert_eq!(
+            std::fs::metadata(root.join("docs/c.txt"))
+                .map(|m| m.len())
+                .ok(),
+            Some(6)
+        );
+        std::fs::remove_file(root.join("docs/c.txt")).unwrap_or_else(|e| panic!("unlink: {e}"));
+        std::fs::set_permissions(
+            root.join("docs/a.txt"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap_or_else(|e| panic!("chmod: {e}"));
+        std::fs::rename(root.join("docs/a.txt"), root.join("docs/b.txt"))
+            .unwrap_or_else(|e| panic!("rename: {e}"));
+        std::fs::rename(root.join("docs"), root.join("papers"))
+            .unwrap_or_else(|e| panic!("rename dir: {e}"));
+        std::os::unix::fs::symlink("b.txt", root.join("papers/link"))
+            .unwrap_or_else(|e| panic!("symlink: {e}"));
+        assert_eq!(
+            std::fs::read(root.join("papers/link")).ok().as_deref(),
+            Some(&b"hello fuse"[..])
+        );
+        let mut names: Vec<String> = std::fs::read_dir(root.join("papers"))
+            .unwrap_or_else(|e| panic!("readdir: {e}"))
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        names.sort();
+        assert_eq!(names, vec!["b.txt", "link"]);
+        let b = std::fs::metadata(root.join("papers/b.txt")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(b.mode() & 0o7777, 0o600);
+        let err = std::fs::remove_dir(root.join("papers"))
+            .err()
+            .and_then(|e| e.raw_os_error());
+        assert_eq!(err, Some(libc::ENOTEMPTY));
+        let err = std::fs::read(root.join("nope"))
+            .err()
+            .and_then(|e| e.raw_os_error());
+        assert_eq!(err, Some(libc::ENOENT));
+
+        background
+            .umount_and_join()
+            .unwrap_or_else(|e| panic!("unmount: {e}"));
+
+        // What the mount wrote is in the bucket, with ossfs metadata.
+        rt.block_on(async {
+            let head = store
+                .head(&format!("{prefix}papers/b.txt"))
+                .await
+                .unwrap_or_else(|e| panic!("head: {e}"));
+            assert_eq!(
+                head.user_metadata.get("mode").map(String::as_str),
+                Some("33152")
+            );
+            let old = store.head(&format!("{prefix}docs/a.txt")).await;
+            assert!(matches!(old, Err(StoreError::NotFound { .. })));
         });
     }
 }

@@ -13,6 +13,7 @@
 pub mod check;
 pub mod cli;
 pub mod demo;
+pub mod demo_mount;
 pub mod fs;
 pub mod fuse;
 pub mod mount;
@@ -20,3 +21,6 @@ pub mod options;
 pub mod serve;
 pub mod store;
 pub mod upload;
+
+#[cfg(test)]
+mod test_support;

@@ -543,6 +543,7 @@ mod serve {
         fs_config.stat_cache_ttl = o.stat_cache_expire;
         fs_config.stat_cache_size = o.max_stat_cache_size;
         fs_config.negative_cache = o.negative_cache;
+        fs_config.mp_umask = o.mp_umask;
         fs_config.multipart_size = o.multipart_size;
         fs_config.parallel_count = o.parallel_count;
         fs_config.staging_dir = o

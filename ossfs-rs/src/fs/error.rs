@@ -119,7 +119,8 @@ pub enum FsError {
         source: UploadError,
     },
 
-    /// The local staging file could not be read or written.
+    /// The local staging file could not be read or written (its errno,
+    /// ENOSPC say, is passed on).
     #[error("staging file {path}: {source}")]
     Staging {
         path: String,
@@ -163,7 +164,9 @@ impl FsError {
                 UploadError::TooManyParts { .. } => libc::EFBIG,
                 UploadError::Io(_) | UploadError::Store(_) => libc::EIO,
             },
-            FsError::DeleteFailed { .. } | FsError::Staging { .. } => libc::EIO,
+            FsError::DeleteFailed { .. } => libc::EIO,
+            // ENOSPC or EDQUOT of the staging disk tell the user what to fix.
+            FsError::Staging { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         }
     }
 

@@ -17,7 +17,7 @@ use std::ffi::OsStr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::error::FsError;
 use super::handle::HandleKind;
@@ -303,12 +303,25 @@ impl Fs {
             return Ok(());
         }
         let result = self.sync_staging(ino).await;
-        {
+        let removed = {
             let mut stagings = lock(&self.stagings);
             // A new writer may have attached while we uploaded: keep it then.
             if stagings.get(&ino).is_some_and(|slot| slot.writers == 0) {
-                stagings.remove(&ino);
+                stagings.remove(&ino)
+            } else {
+                None
             }
+        };
+        if let (Err(e), Some(slot)) = (&result, removed) {
+            // Nobody will see this error (close already returned): keep the
+            // only copy of the data where an operator can find it.
+            slot.staging.keep_on_disk();
+            error!(
+                ino,
+                path = %slot.staging.path().display(),
+                error = %e,
+                "the last close could not upload the file; its data is kept in the staging file"
+            );
         }
         result
     }

@@ -83,8 +83,11 @@ pub struct FsConfig {
     pub umask: u32,
     /// Permission bits of objects without `mode` metadata.
     pub file_mode: u32,
-    /// Permission bits of directories without `mode` metadata (and the root).
+    /// Permission bits of directories without `mode` metadata (and of the
+    /// root, unless `mp_umask` is set).
     pub dir_mode: u32,
+    /// The root shows `0777 & !mp_umask` (`-o mp_umask=`).
+    pub mp_umask: Option<u32>,
     /// Refuse every change with EROFS (`-o ro`).
     pub read_only: bool,
     /// How long a resolved path is trusted (`stat_cache_expire`, 900 s).
@@ -118,6 +121,7 @@ impl Default for FsConfig {
             umask: 0,
             file_mode: 0o644,
             dir_mode: 0o755,
+            mp_umask: None,
             read_only: false,
             stat_cache_ttl: Duration::from_secs(900),
             stat_cache_size: 100_000,
@@ -326,7 +330,11 @@ impl Fs {
     }
 
     fn root_info(&self) -> NodeInfo {
-        NodeInfo::implied_dir(self.mounted_at)
+        let mut info = NodeInfo::implied_dir(self.mounted_at);
+        if let Some(mask) = self.config.mp_umask {
+            info.posix.mode = Some(meta::stored_mode(Kind::Dir, 0o777 & !mask));
+        }
+        info
     }
 
     fn cache_get(&self, path: &str) -> Option<Cached> {

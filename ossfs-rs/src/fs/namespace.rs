@@ -304,17 +304,28 @@ impl Fs {
             .resolve(&src)
             .await?
             .ok_or_else(|| FsError::NotFound(src.clone()))?;
+        // Checks in renameat2's order: RENAME_NOREPLACE, then the no-op,
+        // then ancestry (the kernel answers those itself; kept for callers
+        // without it), then the kinds.
+        let dst_info = if src == dst {
+            Some(src_info.clone())
+        } else {
+            self.resolve(&dst).await?
+        };
+        if dst_info.is_some() && flags & noreplace != 0 {
+            return Err(FsError::Exists(dst));
+        }
         if src == dst {
             return Ok(());
         }
         if src_info.kind == Kind::Dir && is_within(&dst, &src) {
             return Err(FsError::Invalid(format!("cannot move {src} into itself")));
         }
-        let dst_info = self.resolve(&dst).await?;
+        if is_within(&src, &dst) {
+            // The target is an ancestor of the source: never empty.
+            return Err(FsError::NotEmpty(dst));
+        }
         if let Some(existing) = &dst_info {
-            if flags & noreplace != 0 {
-                return Err(FsError::Exists(dst));
-            }
             match (src_info.kind, existing.kind) {
                 (Kind::Dir, Kind::Dir) if !self.dir_is_empty(&dst).await? => {
                     return Err(FsError::NotEmpty(dst));

@@ -80,6 +80,8 @@ pub struct Staging {
     /// Mirrors `StagingState::loaded` (it only ever goes from false to
     /// true), so reads need not wait for the lock.
     loaded: AtomicBool,
+    /// Leave the file on disk when dropped (its data could not be uploaded).
+    keep: AtomicBool,
     state: Mutex<StagingState>,
 }
 
@@ -97,6 +99,7 @@ impl Staging {
             file: Arc::new(file),
             size: AtomicU64::new(0),
             loaded: AtomicBool::new(loaded),
+            keep: AtomicBool::new(false),
             state: Mutex::new(StagingState {
                 loaded,
                 dirty: false,
@@ -136,6 +139,12 @@ impl Staging {
     /// Lock the state (waits for a running download or upload).
     pub async fn lock(&self) -> MutexGuard<'_, StagingState> {
         self.state.lock().await
+    }
+
+    /// Keep the file on disk after the last handle goes: its data could not
+    /// be uploaded, and this is the only copy.
+    pub fn keep_on_disk(&self) {
+        self.keep.store(true, Ordering::Release);
     }
 
     /// Lock the state if nobody holds it.
@@ -286,6 +295,9 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
+        if self.keep.load(Ordering::Acquire) {
+            return;
+        }
         if let Err(e) = std::fs::remove_file(&self.path)
             && e.kind() != io::ErrorKind::NotFound
         {

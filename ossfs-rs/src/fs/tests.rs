@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::*;
 use crate::store::StoreError;
 
+mod differential;
 mod harness;
 use harness::{Env, caller};
 
@@ -737,7 +738,7 @@ async fn xattrs_are_stored_the_s3fs_way() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let head = env.head("x").await.unwrap_or_else(|| panic!("missing"));
-    assert!(head.user_metadata.get("xattr").is_none());
+    assert!(!head.user_metadata.contains_key("xattr"));
     let gone = env.fs.removexattr(ino, os("user.size")).await;
     assert_eq!(gone.map_err(|e| e.errno()).err(), Some(libc::ENODATA));
 }
@@ -915,6 +916,13 @@ async fn caches_and_name_limits() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(env.fs.lookup(root, os("mine")).await.is_ok());
+    let root_attr = env
+        .fs
+        .getattr(root)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .attr;
+    assert_eq!(root_attr.perm, 0o755);
     let statfs = env.fs.statfs();
     assert_eq!(statfs.namelen, 255);
     assert!(statfs.bavail > 0);
@@ -927,7 +935,13 @@ async fn caches_and_name_limits() {
 
 #[tokio::test]
 async fn a_mount_prefix_scopes_every_key() {
-    let env = Env::new().await;
+    let env = Env::with(|c| c.mp_umask = Some(0o027)).await;
+    let root = env
+        .fs
+        .getattr(Fs::root())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(root.attr.perm, 0o750);
     env.put("outside", b"", &[]).await;
     env.put("mnt/inside", b"in", &[]).await;
     let sub = Env::sharing(&env, |c| c.prefix = format!("{}mnt", env.prefix)).await;
@@ -953,4 +967,31 @@ async fn store_errors_keep_their_meaning() {
     assert_eq!(e.map_err(|e| e.errno()).err(), Some(libc::EBADF));
     let err = FsError::store("x", StoreError::NotFound { key: "k".into() });
     assert_eq!(err.errno(), libc::ENOENT);
+}
+
+#[tokio::test]
+async fn a_failed_last_close_keeps_the_staged_data_on_disk() {
+    let faults = harness::FailingParts::new();
+    let env = Env::with_store_wrapper(
+        |c| c.multipart_size = 5 * 1024 * 1024,
+        |inner| Arc::new(harness::Faulty::new(inner, faults.clone())),
+    )
+    .await;
+    let c = env
+        .fs
+        .create(Fs::root(), os("lost"), 0o644, libc::O_WRONLY, caller())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ino = c.entry.attr.ino.0;
+    let data = Bytes::from(vec![1u8; 6 * 1024 * 1024]);
+    env.fs
+        .write(ino, c.fh, 0, data)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    faults.fail_part(1);
+    let r = env.fs.release(ino, c.fh).await;
+    assert_eq!(r.map_err(|e| e.errno()).err(), Some(libc::EIO));
+    assert_eq!(env.staging_count(), 0, "the inode no longer has a writer");
+    assert_eq!(env.staging_files(), 1, "but its data stays on disk");
+    assert_eq!(env.get("lost").await.as_deref(), Some(&b""[..]));
 }

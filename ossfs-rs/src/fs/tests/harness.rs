@@ -2,18 +2,18 @@
 //! prefix, plus helpers that walk paths the way the kernel would.
 
 use std::ffi::OsStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::fs::{Caller, DirPlusSink, DirSink, Entry, Fs, FsConfig, FsError, Kind};
 use crate::store::{
-    ByteRange, ClientConfig, CompletedPart, CopyOptions, Credentials, DeleteFailure, GetObject,
-    ListPage, ListRequest, ObjectMeta, ObjectStore, PartInfo, Provider, PutOptions, PutResult,
-    RestClient, StoreError, StoreResult, credentials::StaticProvider,
+    ByteRange, CompletedPart, CopyOptions, DeleteFailure, GetObject, ListPage, ListRequest,
+    ObjectMeta, ObjectStore, PartInfo, Provider, PutOptions, PutResult, StoreError, StoreResult,
 };
+use crate::test_support::{TestServer, test_server};
 
 /// The caller every test acts as.
 pub fn caller() -> Caller {
@@ -21,29 +21,6 @@ pub fn caller() -> Caller {
         uid: 1234,
         gid: 5678,
     }
-}
-
-/// The server every test talks to.
-fn server_store() -> Arc<dyn ObjectStore> {
-    static STORE: OnceLock<Arc<dyn ObjectStore>> = OnceLock::new();
-    STORE
-        .get_or_init(|| {
-            let spec = std::env::var("OSSFS_TEST_S3").unwrap_or_else(|_| {
-                panic!("set OSSFS_TEST_S3=endpoint|bucket|key|secret|region to an S3 server")
-            });
-            let parts: Vec<&str> = spec.split('|').collect();
-            let [endpoint, bucket, key, secret, region] = parts[..] else {
-                panic!("OSSFS_TEST_S3 must be endpoint|bucket|key|secret|region");
-            };
-            let mut config = ClientConfig::new(Provider::S3, endpoint, bucket);
-            config.region = Some(region.to_string());
-            config.path_style = true;
-            let creds = StaticProvider::new(Credentials::new(key, secret), "test");
-            let client =
-                RestClient::new(config, Arc::new(creds)).unwrap_or_else(|e| panic!("client: {e}"));
-            Arc::new(client) as Arc<dyn ObjectStore>
-        })
-        .clone()
 }
 
 /// A filesystem under a fresh prefix, and direct access to the bucket.
@@ -54,6 +31,7 @@ pub struct Env {
     /// This test's prefix in the bucket (ends with `/`).
     pub prefix: String,
     staging: tempfile::TempDir,
+    _server: Option<TestServer>,
 }
 
 impl Env {
@@ -70,8 +48,11 @@ impl Env {
         f: impl FnOnce(&mut FsConfig),
         wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
     ) -> Self {
-        let prefix = format!("fs-test-{:016x}/", rand::random::<u64>());
-        Self::build(server_store(), prefix, f, wrap)
+        let prefix = crate::test_support::random_prefix("fs-test");
+        let server = test_server().await;
+        let mut env = Self::build(server.store.clone(), prefix, f, wrap);
+        env._server = Some(server);
+        env
     }
 
     /// A second filesystem on the same bucket area as `other` (for a
@@ -99,6 +80,7 @@ impl Env {
             store,
             prefix,
             staging,
+            _server: None,
         }
     }
 
