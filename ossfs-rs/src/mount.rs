@@ -219,13 +219,11 @@ pub fn notify_ready_and_detach(logfile: Option<&Path>) -> std::io::Result<()> {
             .open(p)?,
         None => std::fs::OpenOptions::new().write(true).open("/dev/null")?,
     };
-    use std::os::fd::AsFd;
-    let mut stdout_fd = std::io::stdout().as_fd().try_clone_to_owned()?;
-    let mut stderr_fd = std::io::stderr().as_fd().try_clone_to_owned()?;
-    nix::unistd::dup2(target.as_fd(), &mut stdout_fd).map_err(std::io::Error::from)?;
-    nix::unistd::dup2(target.as_fd(), &mut stderr_fd).map_err(std::io::Error::from)?;
-    std::mem::forget(stdout_fd);
-    std::mem::forget(stderr_fd);
+    // Replace fds 1 and 2 themselves: the caller's pipes must close here,
+    // or a caller reading our output to its end (`$(ossfs-rs mount ...)`,
+    // `Command::output`) waits for as long as the mount lives.
+    nix::unistd::dup2_stdout(&target).map_err(std::io::Error::from)?;
+    nix::unistd::dup2_stderr(&target).map_err(std::io::Error::from)?;
     Ok(())
 }
 
