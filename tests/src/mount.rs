@@ -603,17 +603,80 @@ pub fn shared_garage() -> &'static Garage {
     Garage::shared().unwrap_or_else(|e| panic!("Garage did not start: {e}"))
 }
 
-/// Run the ossfs-rs binary with `args`, capturing its output. The daemon
-/// detaches from the pipes once ready, so this returns when the command does.
+/// How long one `ossfs-rs` command may run (the mount command's own
+/// readiness timeout is 120 s).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// How long the output pipes may stay open after the command exited: the
+/// background daemon must let go of them once it has detached.
+const PIPE_GRACE: Duration = Duration::from_secs(5);
+
+/// Run the ossfs-rs binary with `args`, capturing its output. Panics when
+/// the command hangs, or when its pipes stay open after it exited (a
+/// daemon that did not detach from its caller's stdout/stderr hangs every
+/// `$(ossfs-rs mount ...)`).
 pub fn run_ossfs(bin: &Path, args: &[OsString]) -> Output {
-    Command::new(bin)
+    use std::io::Read;
+    let mut child = Command::new(bin)
         .args(args)
         // The daemon's own log level comes from -o dbglevel, not from the
         // environment of whoever runs the tests.
         .env_remove("OSSFS_LOG")
         .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipes: [Option<Box<dyn Read + Send>>; 2] = [
+        child
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    ];
+    for (i, pipe) in pipes.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = pipe {
+                let _ = r.read_to_end(&mut buf);
+            }
+            let _ = tx.send((i, buf));
+        });
+    }
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`ossfs-rs` did not finish within {COMMAND_TIMEOUT:?}");
+            }
+            Err(e) => panic!("cannot wait for ossfs-rs: {e}"),
+        }
+    };
+    let mut out = [Vec::new(), Vec::new()];
+    for _ in 0..2 {
+        match rx.recv_timeout(PIPE_GRACE) {
+            Ok((i, buf)) => out[i] = buf,
+            Err(_) => panic!(
+                "`ossfs-rs` exited ({status}) but its stdout/stderr stayed open for {PIPE_GRACE:?}: \
+                 the background daemon did not detach from its caller's pipes"
+            ),
+        }
+    }
+    let [stdout, stderr] = out;
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
 }
 
 fn lazy_unmount(mountpoint: &Path) -> std::io::Result<Output> {
@@ -637,9 +700,16 @@ fn kill(pid: i32) {
 /// a `done` line first, which happens when this process exits without
 /// dropping the [`Mount`]. `read` is a shell builtin: no grandchild.
 fn spawn_watchdog(mountpoint: &Path) -> (Child, ChildStdin) {
+    use std::os::unix::process::CommandExt;
+    // Its own process group, and deaf to the usual termination signals: a
+    // Ctrl-C or a timeout that signals the test's process group must leave
+    // it alive to clean up after the test.
     let mut child = Command::new("sh")
         .arg("-c")
-        .arg(r#"read -r line; [ "$line" = done ] || exec fusermount3 -u -z "$1" 2>/dev/null"#)
+        .arg(
+            r#"trap '' INT TERM HUP; read -r line; [ "$line" = done ] || exec fusermount3 -u -z "$1" 2>/dev/null"#,
+        )
+        .process_group(0)
         .arg("mount-watchdog")
         .arg(mountpoint)
         .stdin(Stdio::piped())

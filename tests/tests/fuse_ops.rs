@@ -77,6 +77,7 @@ fn small_file_create_write_read_overwrite() {
     assert_eq!(f.read_at(&mut buf[..10], 9995).unwrap(), 5);
     assert_eq!(&buf[..5], &[9u8; 5]);
     assert_eq!(f.read_at(&mut buf, 10_000).unwrap(), 0, "read at EOF");
+    drop(f);
 
     // fs::write on an existing file truncates it (O_TRUNC).
     fs::write(&p, b"short").unwrap();
@@ -131,6 +132,7 @@ fn large_file_goes_up_in_parts() {
     let at = 5 * 1024 * 1024 - 50_000;
     f.read_exact_at(&mut buf, at as u64).unwrap();
     assert!(buf[..] == data[at..at + 100_000]);
+    drop(f);
 
     // A small change in the middle rewrites the object, still in parts.
     let f = OpenOptions::new().write(true).open(&p).unwrap();
