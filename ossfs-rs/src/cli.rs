@@ -92,6 +92,25 @@ pub fn run() -> ExitCode {
     })
 }
 
+fn init_logging(filter: &str) {
+    // s3s (the embedded endpoint's HTTP layer) logs every client error, even
+    // a 404, at ERROR: keep it silent unless the filter names it.
+    let quiet_s3s = |f: &str| {
+        if f.contains("s3s") {
+            f.to_owned()
+        } else {
+            format!("{f},s3s=off")
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(quiet_s3s(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(quiet_s3s("warn")));
+    // A second initialisation (tests) is harmless: ignore its error.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,23 +144,4 @@ mod tests {
         .unwrap();
         assert!(matches!(cli.command, Command::Mount(m) if m.foreground && m.options == ["ro"]));
     }
-}
-
-fn init_logging(filter: &str) {
-    // s3s (the embedded endpoint's HTTP layer) logs every client error, even
-    // a 404, at ERROR: keep it silent unless the filter names it.
-    let quiet_s3s = |f: &str| {
-        if f.contains("s3s") {
-            f.to_owned()
-        } else {
-            format!("{f},s3s=off")
-        }
-    };
-    let filter = tracing_subscriber::EnvFilter::try_new(quiet_s3s(filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(quiet_s3s("warn")));
-    // A second initialisation (tests) is harmless: ignore its error.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -77,17 +77,21 @@ fn pattern(len: usize, seed: u8) -> Bytes {
     )
 }
 
-#[tokio::test]
+/// Runs the whole demo, FUSE mount included: needs root and /dev/fuse (CI is root).
+#[tokio::test(flavor = "multi_thread")]
 async fn demo_passes_against_the_embedded_endpoint() {
     let args = DemoArgs {
         size_mib: 12,
         part_mib: 5,
         parallel: 3,
+        no_mount: false,
     };
     let mut out = Vec::new();
     let result = run_demo(&args, &mut out).await;
     let text = String::from_utf8_lossy(&out);
     assert!(result.is_ok(), "demo failed: {result:?}\n{text}");
+    assert!(text.contains("mounted/notes/greeting.txt"), "{text}");
+    assert!(text.contains("unmounted"), "{text}");
     assert!(text.contains("demo passed"), "{text}");
     assert!(
         text.contains("multipart upload 12 MiB in 3 parts"),
@@ -578,6 +582,7 @@ async fn demo_steps_detect_a_wrong_answer_and_a_failing_store() {
         size_mib: 5,
         part_mib: 5,
         parallel: 2,
+        no_mount: true,
     };
     let corrupt = CorruptingStore {
         inner: client(&server),
