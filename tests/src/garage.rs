@@ -16,9 +16,10 @@
 //!   ([`unique_prefix`]) or their own bucket ([`Garage::create_bucket`]).
 //!   [`Garage::start`] gives a private instance, stopped on drop.
 //! - **Cleaned up even when nobody drops it.** Statics are never dropped, so
-//!   every instance also has a watchdog child (`sh`) reading a pipe from this
-//!   process: when this process exits, however it exits, the pipe closes and
-//!   the watchdog kills the server and removes the directory.
+//!   every instance also has a watchdog child (`sh`, in its own process
+//!   group) reading a pipe from this process: when this process exits,
+//!   however it exits, the pipe closes and the watchdog kills the server and
+//!   removes the directory.
 //!
 //! The secret key is never printed: `Debug` redacts it and no error message
 //! echoes CLI output that could contain it.
@@ -33,6 +34,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+
+use crate::process::run;
 
 /// The S3 region configured in Garage (`[s3_api] s3_region`).
 pub const REGION: &str = "garage";
@@ -415,8 +418,11 @@ root_domain = ".s3.garage.localhost"
 }
 
 /// A child that kills `pid` and removes `dir` once its stdin closes, which
-/// happens when this process exits or [`Garage`] is dropped.
+/// happens when this process exits or [`Garage`] is dropped. It runs in its
+/// own process group, so a signal to this process's group (Ctrl-C, a test
+/// runner's timeout) does not kill it before it has cleaned up.
 fn spawn_watchdog(pid: u32, dir: &Path) -> Result<(Child, ChildStdin), GarageError> {
+    use std::os::unix::process::CommandExt as _;
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(r#"cat >/dev/null; kill -9 "$1" 2>/dev/null; rm -rf "$2""#)
@@ -426,6 +432,7 @@ fn spawn_watchdog(pid: u32, dir: &Path) -> Result<(Child, ChildStdin), GarageErr
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|e| GarageError::new(format!("cannot start the watchdog (sh): {e}")))?;
     let stdin = child
@@ -443,51 +450,6 @@ fn table_value(output: &str, name: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix(name))
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty() && v != "(redacted)")
-}
-
-/// Run `cmd` with a deadline. `Ok(None)` when it was killed for taking too long.
-fn run(mut cmd: Command, timeout: Duration) -> io::Result<Option<std::process::Output>> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
-    let readers = [
-        child
-            .stdout
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    ]
-    .map(|r| {
-        thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
-            }
-            buf
-        })
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let [out, err] = readers.map(|h| h.join().unwrap_or_default());
-    Ok(status.map(|status| std::process::Output {
-        status,
-        stdout: out,
-        stderr: err,
-    }))
 }
 
 /// Send `GET /` and expect an HTTP status line back.
@@ -532,16 +494,5 @@ mod tests {
             Some("b892c0665f0ada8a4755dae98baa3b133590e11dae3bcc1f93d5c1a1a4b4d2c8")
         );
         assert_eq!(table_value("Secret key:  (redacted)", "Secret key:"), None);
-    }
-
-    #[test]
-    fn run_kills_on_timeout() {
-        let mut cmd = Command::new("sleep");
-        cmd.arg("30");
-        assert!(run(cmd, Duration::from_millis(200)).unwrap().is_none());
-        let mut cmd = Command::new("echo");
-        cmd.arg("hi");
-        let out = run(cmd, Duration::from_secs(5)).unwrap().unwrap();
-        assert_eq!(out.stdout, b"hi\n");
     }
 }

@@ -8,12 +8,17 @@
 //!   (renameat2, statvfs, xattrs).
 //! - [`fault_proxy`] sits between a client and a server and injects delays,
 //!   resets, 503s and truncated bodies (netem is not available here).
+//! - [`backend`] puts Garage and the embedded endpoint behind one type, so
+//!   the store conformance suite runs the same cases against both.
+//! - [`process`] runs child processes with a deadline.
 //!
 //! Nothing here is a mock: the store tests talk HTTP to real servers.
 
+pub mod backend;
 pub mod fault_proxy;
 pub mod garage;
 pub mod mount;
+pub mod process;
 pub mod sys;
 
 pub use garage::{Garage, GarageError, unique_prefix};
