@@ -51,10 +51,10 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant, SystemTime};
 
-use ossfs_rs::store::credentials::StaticProvider;
-use ossfs_rs::store::{ClientConfig, Credentials, ObjectStore, Provider, RestClient};
+use ossfs_rs::store::ObjectStore;
 
 use crate::Garage;
+use crate::backend::Backend;
 
 /// How long the daemon may take to exit after it was unmounted (it uploads
 /// whatever is still staged first).
@@ -106,7 +106,8 @@ fn find_binary() -> Result<PathBuf, String> {
 
 /// The ossfs-rs package's sources (next to this crate in the workspace).
 fn package_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../ossfs-rs")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ossfs-rs");
+    dir.canonicalize().unwrap_or(dir)
 }
 
 /// A file of the `ossfs-rs` package (`Cargo.toml`, anything under `src/`)
@@ -143,19 +144,34 @@ fn newer_than(package: &Path, built: SystemTime) -> Option<PathBuf> {
     None
 }
 
-/// A store client for the shared Garage bucket, for tests that look at (or
-/// put) objects directly, beside a mount.
-pub fn store_client(garage: &Garage) -> Arc<dyn ObjectStore> {
-    let mut config = ClientConfig::new(Provider::S3, garage.endpoint(), garage.bucket());
-    config.region = Some(garage.region().to_string());
-    config.path_style = true;
-    let creds = StaticProvider::new(
-        Credentials::new(garage.access_key_id(), garage.secret_access_key()),
-        "e2e",
-    );
-    match RestClient::new(config, Arc::new(creds)) {
-        Ok(c) => Arc::new(c),
-        Err(e) => panic!("cannot build a store client for Garage: {e}"),
+/// Direct access to the shared Garage bucket beside a mount, for tests
+/// that look at (or put) objects themselves: the store client of
+/// [`Backend::garage`] and the one runtime it is used on (a client's
+/// pooled connections live on the runtime that opened them).
+pub struct Bucket {
+    rt: tokio::runtime::Runtime,
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Bucket {
+    /// The shared Garage's bucket.
+    pub fn garage() -> Bucket {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start a tokio runtime: {e}"));
+        let store = rt.block_on(Backend::garage()).store();
+        Bucket { rt, store }
+    }
+
+    /// The store client.
+    pub fn store(&self) -> &dyn ObjectStore {
+        self.store.as_ref()
+    }
+
+    /// Run a store call (or any future) to completion.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
     }
 }
 

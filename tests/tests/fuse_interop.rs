@@ -13,24 +13,17 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use e2e::mount::{Mount, assert_errno, shared_garage, store_client, unix_secs};
+use e2e::mount::{Bucket, Mount, assert_errno, shared_garage, unix_secs};
 use e2e::{sys, unique_prefix};
-use ossfs_rs::store::{ListRequest, ObjectStore, PutOptions};
+use ossfs_rs::store::{ListRequest, PutOptions};
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
-fn put(store: &dyn ObjectStore, key: &str, body: &[u8], meta: &[(&str, &str)]) {
+fn put(bucket: &Bucket, key: &str, body: &[u8], meta: &[(&str, &str)]) {
     let mut opts = PutOptions::default();
     for (k, v) in meta {
         opts.user_metadata.insert(k.to_string(), v.to_string());
     }
-    block_on(store.put(key, Bytes::copy_from_slice(body), &opts))
+    bucket
+        .block_on(bucket.store().put(key, Bytes::copy_from_slice(body), &opts))
         .unwrap_or_else(|e| panic!("put {key}: {e}"));
 }
 
@@ -46,14 +39,16 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 }
 
 /// Every key under `prefix`, relative to it.
-fn keys(store: &dyn ObjectStore, prefix: &str) -> BTreeSet<String> {
+fn keys(bucket: &Bucket, prefix: &str) -> BTreeSet<String> {
     let req = ListRequest {
         prefix: prefix.to_string(),
         delimiter: None,
         max_keys: Some(1000),
         start_after: None,
     };
-    let page = block_on(store.list_page(&req, None)).unwrap_or_else(|e| panic!("list: {e}"));
+    let page = bucket
+        .block_on(bucket.store().list_page(&req, None))
+        .unwrap_or_else(|e| panic!("list: {e}"));
     assert!(page.next_token.is_none());
     page.objects
         .into_iter()
@@ -64,18 +59,18 @@ fn keys(store: &dyn ObjectStore, prefix: &str) -> BTreeSet<String> {
 #[test]
 fn objects_written_by_other_tools_appear_with_defaults() {
     let garage = shared_garage();
-    let store = store_client(garage);
+    let bucket = Bucket::garage();
     let prefix = unique_prefix("foreign");
     let k = |rel: &str| format!("{prefix}{rel}");
     // What another tool leaves: no metadata at all, no directory markers.
-    put(&*store, &k("top.txt"), b"top", &[]);
-    put(&*store, &k("deep/nested/file.bin"), &[7u8; 10_000], &[]);
-    put(&*store, &k("deep/other"), b"o", &[]);
-    put(&*store, &k("implied/x/y/z.txt"), b"z", &[]);
-    put(&*store, &k("marker-only/"), b"", &[]);
+    put(&bucket, &k("top.txt"), b"top", &[]);
+    put(&bucket, &k("deep/nested/file.bin"), &[7u8; 10_000], &[]);
+    put(&bucket, &k("deep/other"), b"o", &[]);
+    put(&bucket, &k("implied/x/y/z.txt"), b"z", &[]);
+    put(&bucket, &k("marker-only/"), b"", &[]);
     // What ossfs/s3fs leave: st_mode, owner and mtime in user metadata.
     put(
-        &*store,
+        &bucket,
         &k("owned"),
         b"mine",
         &[
@@ -86,13 +81,13 @@ fn objects_written_by_other_tools_appear_with_defaults() {
         ],
     );
     put(
-        &*store,
+        &bucket,
         &k("meta-dir/"),
         b"",
         &[("mode", "16832"), ("uid", "5"), ("gid", "6")], // S_IFDIR | 0700
     );
     // An s3fs symlink: the target in the body, S_IFLNK | 0777 in `mode`.
-    put(&*store, &k("link"), b"top.txt", &[("mode", "41471")]);
+    put(&bucket, &k("link"), b"top.txt", &[("mode", "41471")]);
 
     let mut m = Mount::builder(garage, "foreign").prefix(&prefix).mount();
     assert_eq!(
@@ -170,8 +165,8 @@ fn objects_written_by_other_tools_appear_with_defaults() {
     m.remount();
     check_defaults(&m, &["made-here", "nested", "other"]);
     assert_eq!(fs::read(m.join("implied/x/new.txt")).unwrap(), b"new");
-    assert!(keys(&*store, &prefix).contains("implied/x/new.txt"));
-    assert!(keys(&*store, &prefix).contains("deep/made-here/"));
+    assert!(keys(&bucket, &prefix).contains("implied/x/new.txt"));
+    assert!(keys(&bucket, &prefix).contains("deep/made-here/"));
 
     // uid, gid and umask options apply to every node, metadata or not.
     let forced = Mount::builder(garage, "foreign-forced")
@@ -194,8 +189,7 @@ fn objects_written_by_other_tools_appear_with_defaults() {
 
 #[test]
 fn files_written_through_the_mount_carry_ossfs_metadata() {
-    let garage = shared_garage();
-    let store = store_client(garage);
+    let bucket = Bucket::garage();
     let m = Mount::new("ossfsmeta");
     let umask = sys::umask();
     let before = unix_secs(SystemTime::now());
@@ -218,12 +212,13 @@ fn files_written_through_the_mount_carry_ossfs_metadata() {
 
     let prefix = m.prefix().to_string();
     assert_eq!(
-        keys(&*store, &prefix),
+        keys(&bucket, &prefix),
         set(&["d/", "d/e/", "l", "plain", "tuned"]),
         "directories are `dir/` markers; nothing else is written"
     );
     let head = |rel: &str| {
-        block_on(store.head(&format!("{prefix}{rel}")))
+        bucket
+            .block_on(bucket.store().head(&format!("{prefix}{rel}")))
             .unwrap_or_else(|e| panic!("head {rel}: {e}"))
     };
     let meta = |rel: &str| -> BTreeMap<String, String> { head(rel).user_metadata };
@@ -257,14 +252,16 @@ fn files_written_through_the_mount_carry_ossfs_metadata() {
         tuned.get("xattr").map(String::as_str),
         Some("%7B%22user.k%22%3A%22dg%3D%3D%22%7D")
     );
-    let body = block_on(async {
-        store
-            .get(&format!("{prefix}tuned"), None)
-            .await?
-            .collect()
-            .await
-    })
-    .unwrap();
+    let body = bucket
+        .block_on(async {
+            bucket
+                .store()
+                .get(&format!("{prefix}tuned"), None)
+                .await?
+                .collect()
+                .await
+        })
+        .unwrap();
     assert_eq!(&body[..], b"tuned", "metadata changes keep the data");
 
     let d = head("d/");
@@ -280,14 +277,16 @@ fn files_written_through_the_mount_carry_ossfs_metadata() {
 
     let l = meta("l");
     assert_eq!(l.get("mode").map(String::as_str), Some("41471")); // S_IFLNK | 0777
-    let target = block_on(async {
-        store
-            .get(&format!("{prefix}l"), None)
-            .await?
-            .collect()
-            .await
-    })
-    .unwrap();
+    let target = bucket
+        .block_on(async {
+            bucket
+                .store()
+                .get(&format!("{prefix}l"), None)
+                .await?
+                .collect()
+                .await
+        })
+        .unwrap();
     assert_eq!(
         &target[..],
         b"plain",

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use e2e::mount::{Mount, assert_errno, shared_garage, store_client, unix_secs};
+use e2e::mount::{Bucket, Mount, assert_errno, shared_garage, unix_secs};
 use e2e::sys;
 
 /// Deterministic pseudo-random bytes (xorshift), different per `seed`.
@@ -42,14 +42,6 @@ fn names(dir: &Path) -> BTreeSet<String> {
         .unwrap_or_else(|e| panic!("readdir {}: {e}", dir.display()))
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect()
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 #[test]
@@ -114,8 +106,10 @@ fn large_file_goes_up_in_parts() {
     assert_eq!(fs::metadata(&p).unwrap().len(), len as u64);
 
     // A multipart upload's ETag is `md5-of-md5s-<parts>`.
-    let store = store_client(shared_garage());
-    let head = block_on(store.head(&format!("{}big.bin", m.prefix()))).unwrap();
+    let bucket = Bucket::garage();
+    let head = bucket
+        .block_on(bucket.store().head(&format!("{}big.bin", m.prefix())))
+        .unwrap();
     assert_eq!(head.size, len as u64);
     assert!(
         head.etag.ends_with("-3"),
@@ -142,6 +136,65 @@ fn large_file_goes_up_in_parts() {
     expected[6_000_000..6_000_005].copy_from_slice(b"PATCH");
     m.remount();
     assert!(fs::read(&p).unwrap() == expected);
+
+    // Rename and chmod of a multipart object are server-side copies.
+    fs::rename(&p, m.join("renamed.bin")).unwrap();
+    fs::set_permissions(m.join("renamed.bin"), fs::Permissions::from_mode(0o600)).unwrap();
+    m.remount();
+    assert_eq!(mode_of(&m.join("renamed.bin")), 0o600);
+    assert!(fs::read(m.join("renamed.bin")).unwrap() == expected);
+    assert_errno(fs::metadata(&p), libc::ENOENT, "the old name after rename");
+}
+
+#[test]
+fn parallel_writers_and_readers() {
+    let mut m = Mount::new("parallel");
+    fs::create_dir(m.join("d")).unwrap();
+    let threads = 8;
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let m = &m;
+            s.spawn(move || {
+                for i in 0..5u64 {
+                    let p = m.join(format!("d/t{t}-{i}"));
+                    let data = pattern(150_000 + i as usize * 1000, t * 100 + i);
+                    fs::write(&p, &data).unwrap();
+                    assert!(fs::read(&p).unwrap() == data, "{} read back", p.display());
+                    // Listings run while others create files.
+                    assert!(names(&m.join("d")).contains(&format!("t{t}-{i}")));
+                }
+            });
+        }
+        // One file written through several handles from several threads,
+        // each thread its own region.
+        let shared = m.join("shared");
+        File::create(&shared).unwrap().set_len(8 * 4096).unwrap();
+        for t in 0..8u64 {
+            let shared = shared.clone();
+            s.spawn(move || {
+                let f = OpenOptions::new().write(true).open(&shared).unwrap();
+                f.write_all_at(&[t as u8 + 1; 4096], t * 4096).unwrap();
+            });
+        }
+    });
+    m.remount();
+    assert_eq!(names(&m.join("d")).len(), threads as usize * 5);
+    for t in 0..threads {
+        for i in 0..5u64 {
+            let data = pattern(150_000 + i as usize * 1000, t * 100 + i);
+            assert!(fs::read(m.join(format!("d/t{t}-{i}"))).unwrap() == data);
+        }
+    }
+    let shared = fs::read(m.join("shared")).unwrap();
+    assert_eq!(shared.len(), 8 * 4096);
+    for t in 0..8usize {
+        assert!(
+            shared[t * 4096..(t + 1) * 4096]
+                .iter()
+                .all(|b| *b == t as u8 + 1),
+            "region {t} of the shared file"
+        );
+    }
 }
 
 #[test]
