@@ -8,7 +8,9 @@
 //! - Operations: create, write at random offsets (sometimes through two
 //!   handles, sometimes read back before close), append, O_TRUNC rewrite,
 //!   truncate, rename of files and directories (also RENAME_NOREPLACE),
-//!   mkdir, rmdir, unlink, symlink, chmod, read. Most target existing
+//!   mkdir, rmdir, unlink, symlink, chmod, read; and descriptors held open
+//!   across operations (written and read while their file is renamed,
+//!   replaced or unlinked), which must behave as on a local filesystem. Most target existing
 //!   paths of the right kind; some are deliberately wrong (missing paths,
 //!   wrong kinds, non-empty directories) and must fail with the same errno.
 //! - After every operation: the answer (data or errno) and both whole trees
@@ -23,7 +25,7 @@
 //!   `FUSE_DIFF_OPS=<n>` changes the number of operations (2000 by default).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -108,7 +110,30 @@ enum Op {
         path: String,
         range: Option<(u64, usize)>,
     },
+    /// Open `path` read-write and keep the descriptor across operations
+    /// (at most [`MAX_HELD`]; the oldest is closed first).
+    Hold {
+        path: String,
+    },
+    /// Write through a held descriptor (which may be renamed or unlinked
+    /// by now, and must behave as on a local filesystem).
+    HeldWrite {
+        slot: usize,
+        offset: u64,
+        data: Vec<u8>,
+    },
+    HeldRead {
+        slot: usize,
+        offset: u64,
+        len: usize,
+    },
+    Release {
+        slot: usize,
+    },
 }
+
+/// Descriptors kept open across operations, per side.
+const MAX_HELD: usize = 2;
 
 impl Op {
     /// The paths this operation names.
@@ -126,7 +151,9 @@ impl Op {
             | Op::Unlink { path }
             | Op::Symlink { path, .. }
             | Op::Chmod { path, .. } => vec![path],
+            Op::Hold { path } => vec![path],
             Op::Rename { from, to, .. } => vec![from, to],
+            Op::HeldWrite { .. } | Op::HeldRead { .. } | Op::Release { .. } => vec![],
         }
     }
 
@@ -184,6 +211,14 @@ impl Op {
             Op::Symlink { path, target } => format!("symlink {path:?} -> {target:?}"),
             Op::Chmod { path, mode } => format!("chmod {path:?} {mode:o}"),
             Op::Read { path, range } => format!("read {path:?} {range:?}"),
+            Op::Hold { path } => format!("hold {path:?} open"),
+            Op::HeldWrite { slot, offset, data } => {
+                format!("write held #{slot} at {offset} len {}", data.len())
+            }
+            Op::HeldRead { slot, offset, len } => {
+                format!("read held #{slot} at {offset} len {len}")
+            }
+            Op::Release { slot } => format!("close held #{slot}"),
         }
     }
 }
@@ -205,9 +240,31 @@ fn outcome(r: io::Result<Option<Vec<u8>>>) -> Outcome {
 }
 
 /// Apply `op` under `root`.
-fn apply(root: &Path, op: &Op) -> io::Result<Option<Vec<u8>>> {
+fn apply(root: &Path, held: &mut Vec<File>, op: &Op) -> io::Result<Option<Vec<u8>>> {
     let p = |rel: &str| root.join(rel);
     match op {
+        Op::Hold { path } => {
+            let f = OpenOptions::new().read(true).write(true).open(p(path))?;
+            if held.len() >= MAX_HELD {
+                held.remove(0);
+            }
+            held.push(f);
+            Ok(None)
+        }
+        Op::HeldWrite { slot, offset, data } => {
+            held[*slot].write_all_at(data, *offset)?;
+            Ok(None)
+        }
+        Op::HeldRead { slot, offset, len } => {
+            let mut buf = vec![0u8; *len];
+            let n = read_full_at(&held[*slot], &mut buf, *offset)?;
+            buf.truncate(n);
+            Ok(Some(buf))
+        }
+        Op::Release { slot } => {
+            held.remove(*slot);
+            Ok(None)
+        }
         Op::Create { path, mode, data } => {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -301,21 +358,27 @@ fn apply(root: &Path, op: &Op) -> io::Result<Option<Vec<u8>>> {
         Op::Read { path, range } => match range {
             None => fs::read(p(path)).map(Some),
             Some((offset, len)) => {
-                let f = fs::File::open(p(path))?;
+                let f = File::open(p(path))?;
                 let mut buf = vec![0u8; *len];
-                let mut got = 0;
-                while got < buf.len() {
-                    let n = f.read_at(&mut buf[got..], offset + got as u64)?;
-                    if n == 0 {
-                        break;
-                    }
-                    got += n;
-                }
-                buf.truncate(got);
+                let n = read_full_at(&f, &mut buf, *offset)?;
+                buf.truncate(n);
                 Ok(Some(buf))
             }
         },
     }
+}
+
+/// Read into `buf` at `offset` until it is full or the file ends.
+fn read_full_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = f.read_at(&mut buf[got..], offset + got as u64)?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    Ok(got)
 }
 
 /// What one path is, as compared.
@@ -546,9 +609,34 @@ fn file_path(rng: &mut StdRng, p: &Paths) -> String {
     }
 }
 
-fn generate(rng: &mut StdRng, p: &Paths) -> Op {
+fn generate(rng: &mut StdRng, p: &Paths, held: usize) -> Op {
     let size_hint = |rng: &mut StdRng| rng.random_range(0..200_000u64);
-    match rng.random_range(0..100) {
+    let roll = rng.random_range(0..112);
+    if roll >= 100 {
+        return match (roll, held) {
+            (100..=102, _) | (_, 0) => Op::Hold {
+                path: file_path(rng, p),
+            },
+            (103..=108, _) => {
+                let mut data = random_data(rng);
+                data.truncate(30_000);
+                Op::HeldWrite {
+                    slot: rng.random_range(0..held),
+                    offset: size_hint(rng),
+                    data,
+                }
+            }
+            (109 | 110, _) => Op::HeldRead {
+                slot: rng.random_range(0..held),
+                offset: size_hint(rng) / 2,
+                len: rng.random_range(1..50_000),
+            },
+            _ => Op::Release {
+                slot: rng.random_range(0..held),
+            },
+        };
+    }
+    match roll {
         0..=13 => {
             let mut path = new_path(rng, p);
             if p.links.contains(&path) {
@@ -806,11 +894,12 @@ fn random_operations_match_a_local_directory() {
     };
     let mut counts: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
 
+    let (mut held_local, mut held_mount) = (Vec::new(), Vec::new());
     for step in 1..=ops {
-        let op = generate(&mut rng, &paths(&local));
+        let op = generate(&mut rng, &paths(&local), held_local.len());
         run.log.push(format!("{step}: {}", op.describe()));
-        let want = outcome(apply(&local, &op));
-        let got = outcome(apply(m.path(), &op));
+        let want = outcome(apply(&local, &mut held_local, &op));
+        let got = outcome(apply(m.path(), &mut held_mount, &op));
         let kind = op_kind(&op);
         let entry = counts.entry(kind).or_default();
         entry.0 += 1;
@@ -840,6 +929,10 @@ fn random_operations_match_a_local_directory() {
             run.compare_around(step, &local, &m, &op);
         }
         if step % REMOUNT_EVERY == 0 || step == ops {
+            // Close what is held (uploads happen here), then remount.
+            held_local.clear();
+            held_mount.clear();
+            run.compare_all(step, &local, &m);
             m.remount();
             run.log.push(format!("{step}: (remount)"));
             run.compare_all(step, &local, &m);
@@ -866,5 +959,9 @@ fn op_kind(op: &Op) -> &'static str {
         Op::Symlink { .. } => "symlink",
         Op::Chmod { .. } => "chmod",
         Op::Read { .. } => "read",
+        Op::Hold { .. } => "hold",
+        Op::HeldWrite { .. } => "held-write",
+        Op::HeldRead { .. } => "held-read",
+        Op::Release { .. } => "release",
     }
 }

@@ -195,6 +195,37 @@ fn a_file_unlinked_while_open_is_not_uploaded_again() {
     assert!(names(m.path()).is_empty(), "the unlinked file came back");
 }
 
+/// Regression (fuse_diff seed 10653206661236088681): a descriptor opened
+/// for writing, unlinked (or replaced by a rename) before its first write,
+/// still has the content the name had, as on a local filesystem; it used
+/// to start empty because the object was gone when the first write
+/// filled the staging file.
+#[test]
+fn a_writer_keeps_the_content_of_a_file_unlinked_before_its_first_write() {
+    let mut m = Mount::new("unlinkfirst");
+    fs::write(m.join("doomed"), b"original content").unwrap();
+    fs::write(m.join("replaced"), b"replaced content").unwrap();
+    fs::write(m.join("winner"), b"winner").unwrap();
+    let rw = || OpenOptions::new().read(true).write(true).to_owned();
+    let doomed = rw().open(m.join("doomed")).unwrap();
+    let replaced = rw().open(m.join("replaced")).unwrap();
+    fs::remove_file(m.join("doomed")).unwrap();
+    fs::rename(m.join("winner"), m.join("replaced")).unwrap();
+    for (f, expected) in [
+        (&doomed, &b"XXiginal content"[..]),
+        (&replaced, &b"XXplaced content"[..]),
+    ] {
+        f.write_all_at(b"XX", 0).unwrap();
+        let mut buf = vec![0u8; expected.len()];
+        f.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(buf, expected);
+    }
+    drop((doomed, replaced));
+    m.remount();
+    assert_eq!(names(m.path()), set(&["replaced"]));
+    assert_eq!(fs::read(m.join("replaced")).unwrap(), b"winner");
+}
+
 /// "A rename of an open file moves its staged data along (uploads go to
 /// the new name)."
 #[test]
