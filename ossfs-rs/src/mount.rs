@@ -219,14 +219,11 @@ pub fn notify_ready_and_detach(logfile: Option<&Path>) -> std::io::Result<()> {
             .open(p)?,
         None => std::fs::OpenOptions::new().write(true).open("/dev/null")?,
     };
-    use std::os::fd::AsRawFd;
-    for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
-        // SAFETY: dup2 on two valid descriptors (target is open for the
-        // whole call; 1 and 2 always exist in this process) touches no memory.
-        if unsafe { libc::dup2(target.as_raw_fd(), fd) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
+    // Replace fds 1 and 2 themselves: the caller's pipes must close here,
+    // or a caller reading our output to its end (`$(ossfs-rs mount ...)`,
+    // `Command::output`) waits for as long as the mount lives.
+    nix::unistd::dup2_stdout(&target).map_err(std::io::Error::from)?;
+    nix::unistd::dup2_stderr(&target).map_err(std::io::Error::from)?;
     Ok(())
 }
 

@@ -2,6 +2,10 @@
 //!
 //! - [`garage`] starts a real single-node Garage (the S3 server of the
 //!   end-to-end tests) in a temporary directory.
+//! - [`mount`] mounts a prefix of that Garage's bucket with the real
+//!   `ossfs-rs` binary (needs root and /dev/fuse) and never leaves it behind.
+//! - [`sys`] wraps the Linux calls those tests need beyond `std`
+//!   (renameat2, statvfs, xattrs).
 //! - [`fault_proxy`] sits between a client and a server and injects delays,
 //!   resets, 503s and truncated bodies (netem is not available here).
 //! - [`backend`] puts Garage and the embedded endpoint behind one type, so
@@ -13,6 +17,8 @@
 pub mod backend;
 pub mod fault_proxy;
 pub mod garage;
+pub mod mount;
 pub mod process;
+pub mod sys;
 
 pub use garage::{Garage, GarageError, unique_prefix};

@@ -112,14 +112,18 @@ impl Fs {
             let mut state = st.lock().await;
             state.base.posix = posix.clone();
             state.base.user_metadata = user_metadata.clone();
-            if let Some(mtime) = posix.mtime.filter(|m| Some(*m) != info.posix.mtime) {
-                state.mtime = Some(mtime);
-            }
             if state.dirty {
+                if let Some(mtime) = posix.mtime.filter(|m| Some(*m) != info.posix.mtime) {
+                    state.mtime = Some(mtime);
+                }
                 // The upload on flush carries the new metadata.
                 self.cache_put(&rec.path, &state.base);
                 return Ok(state.base.clone());
             }
+            // Clean: the store is updated below, and the open writer's
+            // attributes (served from this state) show the change now. A
+            // later write still stamps its own time, as POSIX wants.
+            state.base.mtime = new_info.mtime;
         }
         let opts = new_info.put_options(&posix);
         match info.kind {

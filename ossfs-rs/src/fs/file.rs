@@ -252,7 +252,8 @@ impl Fs {
         Ok(len)
     }
 
-    async fn ensure_loaded(
+    /// Fill the staging file of `ino` from its object, once.
+    pub(super) async fn ensure_loaded(
         &self,
         ino: u64,
         st: &Staging,

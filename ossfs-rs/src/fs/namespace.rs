@@ -154,12 +154,21 @@ impl Fs {
     }
 
     /// Mark the staging file of the node at `(parent, name)`, if any, as
-    /// unlinked, so its writer's later flush does not bring it back.
-    async fn orphan_staging(&self, parent: u64, name: &str, unlinked: bool) {
-        let ino = lock(&self.inodes).child(parent, name);
-        if let Some(st) = ino.and_then(|ino| self.staging_of(ino)) {
-            st.lock().await.unlinked = unlinked;
+    /// unlinked, so its writer's later flush does not bring it back. Its
+    /// writers keep the content the name had, as on a local filesystem, so
+    /// a staging file not filled yet is filled now, before the object goes.
+    async fn orphan_staging(&self, parent: u64, name: &str, unlinked: bool) -> Result<(), FsError> {
+        let Some(ino) = lock(&self.inodes).child(parent, name) else {
+            return Ok(());
+        };
+        if let Some(st) = self.staging_of(ino) {
+            let mut state = st.lock().await;
+            if unlinked {
+                self.ensure_loaded(ino, &st, &mut state).await?;
+            }
+            state.unlinked = unlinked;
         }
+        Ok(())
     }
 
     /// Remove the file or symlink `name` from `parent`.
@@ -175,10 +184,11 @@ impl Fs {
             return Err(FsError::IsDir(path));
         }
         // Waits for an upload in progress, then stops further ones.
-        self.orphan_staging(parent, name, true).await;
+        self.orphan_staging(parent, name, true).await?;
         let key = self.keys.object(&path);
         if let Err(e) = self.store.delete(&key).await {
-            self.orphan_staging(parent, name, false).await;
+            // Un-orphaning never loads, so it cannot fail.
+            let _ = self.orphan_staging(parent, name, false).await;
             return Err(FsError::store(format!("unlink {key}"), e));
         }
         lock(&self.inodes).detach(parent, name);
@@ -336,7 +346,7 @@ impl Fs {
                 _ => {}
             }
             // An open writer of the replaced file must not bring it back.
-            self.orphan_staging(new_parent, new_name, true).await;
+            self.orphan_staging(new_parent, new_name, true).await?;
         }
         match src_info.kind {
             Kind::Dir => self.rename_dir(&src, &dst).await?,
