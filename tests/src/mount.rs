@@ -547,9 +547,11 @@ impl Mount {
             std::thread::sleep(Duration::from_millis(100));
         };
         if let Err(e) = umount_result {
-            // Never leave it behind: detach it and make sure the daemon ends.
+            // Never leave it behind: detach it and make sure the daemon
+            // ends (a detached mount with files still open keeps it alive
+            // until they close, so do not wait long).
             let _ = lazy_unmount(&mp);
-            if wait_daemon(pid, EXIT_TIMEOUT).is_none() {
+            if wait_daemon(pid, Duration::from_secs(5)).is_none() {
                 kill(pid);
             }
             return Err(e);

@@ -22,7 +22,9 @@
 //!   Data operations never go through symlinks, and symlink targets are
 //!   relative, so both sides resolve the same way.
 //! - Reproducible: the seed is printed; `FUSE_DIFF_SEED=<n>` replays it and
-//!   `FUSE_DIFF_OPS=<n>` changes the number of operations (2000 by default).
+//!   `FUSE_DIFF_OPS=<n>` changes the number of operations (2000 by default),
+//!   `FUSE_DIFF_MOUNT_OPTIONS=<opts>` adds `-o` options (e.g.
+//!   `enable_noobj_cache`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -831,7 +833,7 @@ struct Run {
 
 impl Run {
     fn fail(&self, step: usize, what: &str, m: &Mount) -> ! {
-        let recent = self.log[self.log.len().saturating_sub(30)..].join("\n  ");
+        let recent = self.log[self.log.len().saturating_sub(40)..].join("\n  ");
         panic!(
             "fuse_diff seed {seed}, step {step}: {what}\nlast operations:\n  {recent}\n\
              replay: FUSE_DIFF_SEED={seed} cargo test -p e2e --test fuse_diff\n--- daemon log ---\n{}",
@@ -887,7 +889,12 @@ fn random_operations_match_a_local_directory() {
     let local_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let local = local_dir.path().join("root");
     fs::create_dir(&local).unwrap_or_else(|e| panic!("mkdir: {e}"));
-    let mut m = Mount::builder(shared_garage(), "diff").mount();
+    let mut builder = Mount::builder(shared_garage(), "diff");
+    if let Ok(options) = std::env::var("FUSE_DIFF_MOUNT_OPTIONS") {
+        eprintln!("fuse_diff: mount options {options}");
+        builder = builder.option(&options);
+    }
+    let mut m = builder.mount();
     let mut run = Run {
         seed,
         log: Vec::new(),

@@ -768,6 +768,16 @@ fn readdir_with_more_entries_than_one_list_page() {
     let listed: BTreeSet<String> = entries.iter().map(|(n, _)| n.clone()).collect();
     assert_eq!(listed, all);
     assert!(entries.iter().all(|(n, dir)| *dir == (n == "zz-subdir")));
+    drop(other);
+
+    // Renaming it copies and deletes more keys than one LIST page and one
+    // delete-multiple request hold.
+    fs::rename(m.join("big"), m.join("moved")).unwrap();
+    let again = Mount::builder(shared_garage(), "manyfiles3")
+        .prefix(m.prefix())
+        .mount();
+    assert_eq!(names(again.path()), BTreeSet::from(["moved".to_string()]));
+    assert_eq!(names(&again.join("moved")), all);
 }
 
 #[test]

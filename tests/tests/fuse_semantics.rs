@@ -226,6 +226,39 @@ fn a_writer_keeps_the_content_of_a_file_unlinked_before_its_first_write() {
     assert_eq!(fs::read(m.join("replaced")).unwrap(), b"winner");
 }
 
+/// Regression (fuse_diff seed 4563456971539356839 with
+/// `-o max_stat_cache_size=2`): "While a writer has unflushed data, the
+/// change rides on its upload instead" -- and until then the mount shows
+/// it, also to a lookup that finds the stat cache entry gone (evicted, or
+/// expired after `stat_cache_expire`). Lookups used to answer with the
+/// store's older mode and mtime.
+#[test]
+fn pending_metadata_of_an_open_writer_survives_a_stat_cache_eviction() {
+    let mut m = Mount::builder(shared_garage(), "evict")
+        .option("max_stat_cache_size=1")
+        .mount();
+    for name in ["f", "other1", "other2"] {
+        fs::write(m.join(name), b"x").unwrap();
+    }
+    let f = OpenOptions::new().write(true).open(m.join("f")).unwrap();
+    f.write_all_at(b"more", 1).unwrap();
+    fs::set_permissions(m.join("f"), fs::Permissions::from_mode(0o444)).unwrap();
+    // Push `f` out of the one-entry stat cache, and let the kernel's own
+    // 1 s cache of names and attributes lapse, so the next stat of `f` is
+    // a lookup that resolves it again.
+    std::thread::sleep(Duration::from_millis(1200));
+    for other in ["other1", "other2"] {
+        fs::metadata(m.join(other)).unwrap();
+    }
+    let meta = fs::metadata(m.join("f")).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o444, "mode shown while writing");
+    assert_eq!(meta.len(), 5);
+    drop(f);
+    m.remount();
+    assert_eq!(fs::metadata(m.join("f")).unwrap().mode() & 0o7777, 0o444);
+    assert_eq!(fs::read(m.join("f")).unwrap(), b"xmore");
+}
+
 /// "A rename of an open file moves its staged data along (uploads go to
 /// the new name)."
 #[test]

@@ -94,6 +94,18 @@ impl Fs {
         Ok(self.entry(ino, &info))
     }
 
+    /// An open writer's state of `ino`, unless an upload holds it (then
+    /// the cache, which the upload refreshes, is as good and does not wait).
+    pub(super) fn staged_info(&self, ino: u64) -> Option<NodeInfo> {
+        let st = self.staging_of(ino)?;
+        let state = st.try_lock()?;
+        let mut info = state.base.clone();
+        if state.dirty {
+            info.mtime = state.mtime.unwrap_or(state.last_write);
+        }
+        Some(info)
+    }
+
     /// The current state of `ino`: from its staging file when open for
     /// writing, else resolved by path.
     pub(super) async fn info_of(
@@ -104,15 +116,7 @@ impl Fs {
         if rec.path.is_empty() {
             return Ok((rec, self.root_info()));
         }
-        // An open writer's state, unless an upload holds it (then the
-        // cache, which the upload refreshes, is as good and does not wait).
-        if let Some(st) = self.staging_of(ino)
-            && let Some(state) = st.try_lock()
-        {
-            let mut info = state.base.clone();
-            if state.dirty {
-                info.mtime = state.mtime.unwrap_or(state.last_write);
-            }
+        if let Some(info) = self.staged_info(ino) {
             return Ok((rec, info));
         }
         if !rec.linked {

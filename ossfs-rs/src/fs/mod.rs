@@ -353,9 +353,13 @@ impl Fs {
         lock(&self.cache).remove_tree(path);
     }
 
-    /// The attributes of `info` as `ino`, with the size of staged data.
+    /// The attributes of `info` as `ino`. An open writer's state wins
+    /// (staged size, metadata changes not uploaded yet), whatever a HEAD or
+    /// the stat cache said: lookups and readdirplus must not show the
+    /// store's older mode or mtime once the cache entry is gone.
     fn attr(&self, ino: u64, info: &NodeInfo) -> fuser::FileAttr {
-        let mut attr = self.policy.attr(ino, info);
+        let staged = self.staged_info(ino);
+        let mut attr = self.policy.attr(ino, staged.as_ref().unwrap_or(info));
         if let Some(st) = self.staging_of(ino)
             && st.is_loaded()
         {
