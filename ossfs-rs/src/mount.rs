@@ -267,7 +267,6 @@ pub struct MountRequest {
     pub source: Source,
     pub mountpoint: PathBuf,
     pub options: MountOptions,
-    pub foreground: bool,
     pub notify_ready: bool,
 }
 
@@ -400,7 +399,6 @@ pub fn run(args: MountArgs, argv: &[OsString]) -> ExitCode {
         source,
         mountpoint: args.mountpoint,
         options,
-        foreground: true,
         notify_ready: args.notify_ready,
     };
     match serve::run_foreground(request) {

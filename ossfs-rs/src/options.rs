@@ -162,22 +162,22 @@ impl MountOptions {
             "allow_other" => self.allow_other = true,
             "default_permissions" => self.default_permissions = true,
             "ro" => self.read_only = true,
-            "uid" => self.uid = Some(parse_num(name, need(value)?, 10)?),
-            "gid" => self.gid = Some(parse_num(name, need(value)?, 10)?),
+            "uid" => self.uid = Some(parse_num(name, need(value)?)?),
+            "gid" => self.gid = Some(parse_num(name, need(value)?)?),
             "umask" => self.umask = Some(parse_mask(name, need(value)?)?),
             "mp_umask" => self.mp_umask = Some(parse_mask(name, need(value)?)?),
             "nonempty" => self.nonempty = true,
             "max_stat_cache_size" => {
-                self.max_stat_cache_size = parse_num::<usize>(name, need(value)?, 10)?
+                self.max_stat_cache_size = parse_num::<usize>(name, need(value)?)?
             }
             "stat_cache_expire" => {
-                self.stat_cache_expire = Duration::from_secs(parse_num(name, need(value)?, 10)?)
+                self.stat_cache_expire = Duration::from_secs(parse_num(name, need(value)?)?)
             }
             "enable_noobj_cache" => self.negative_cache = true,
             "disable_noobj_cache" => self.negative_cache = false,
             "tmpdir" => self.tmpdir = Some(need(value)?.into()),
             "multipart_size" => {
-                let mb: u64 = parse_num(name, need(value)?, 10)?;
+                let mb: u64 = parse_num(name, need(value)?)?;
                 if mb == 0 || mb > 5 * 1024 {
                     return Err(bad(
                         name,
@@ -188,7 +188,7 @@ impl MountOptions {
                 self.multipart_size = mb * 1024 * 1024;
             }
             "parallel_count" => {
-                let n: usize = parse_num(name, need(value)?, 10)?;
+                let n: usize = parse_num(name, need(value)?)?;
                 if n == 0 || n > 1024 {
                     return Err(bad(name, &n.to_string(), "must be between 1 and 1024"));
                 }
@@ -242,41 +242,15 @@ fn bad(name: &str, value: &str, reason: &str) -> OptionError {
     }
 }
 
-fn parse_num<T: num_parse::FromRadix>(
-    name: &str,
-    value: String,
-    radix: u32,
-) -> Result<T, OptionError> {
-    T::from_radix(&value, radix).ok_or_else(|| bad(name, &value, "not a number"))
+fn parse_num<T: std::str::FromStr>(name: &str, value: String) -> Result<T, OptionError> {
+    value.parse().map_err(|_| bad(name, &value, "not a number"))
 }
 
 fn parse_mask(name: &str, value: String) -> Result<u32, OptionError> {
-    let mask: u32 = parse_num(name, value.clone(), 8)?;
-    if mask > 0o7777 {
-        return Err(bad(name, &value, "an octal mask such as 022 or 0027"));
-    }
-    Ok(mask)
-}
-
-mod num_parse {
-    /// Integer parsing in a radix, for the option parser.
-    pub trait FromRadix: Sized {
-        fn from_radix(s: &str, radix: u32) -> Option<Self>;
-    }
-    impl FromRadix for u32 {
-        fn from_radix(s: &str, radix: u32) -> Option<Self> {
-            u32::from_str_radix(s, radix).ok()
-        }
-    }
-    impl FromRadix for u64 {
-        fn from_radix(s: &str, radix: u32) -> Option<Self> {
-            u64::from_str_radix(s, radix).ok()
-        }
-    }
-    impl FromRadix for usize {
-        fn from_radix(s: &str, radix: u32) -> Option<Self> {
-            usize::from_str_radix(s, radix).ok()
-        }
+    match u32::from_str_radix(&value, 8) {
+        Ok(mask) if mask <= 0o7777 => Ok(mask),
+        Ok(_) => Err(bad(name, &value, "an octal mask such as 022 or 0027")),
+        Err(_) => Err(bad(name, &value, "not a number")),
     }
 }
 
