@@ -34,13 +34,33 @@ pub enum Command {
     Mount(crate::mount::MountArgs),
     /// Unmount a mount point.
     Umount(crate::mount::UmountArgs),
+    /// Show the supervised mounts of this host (pids, restarts, version).
+    Status(crate::supervisor::status::StatusArgs),
+    /// Replace a mount's worker (or supervisor) by a new binary, live.
+    Upgrade(crate::supervisor::status::UpgradeArgs),
+    /// Internal: serve a mount as the supervisor's worker.
+    #[command(name = "__worker", hide = true)]
+    Worker(crate::supervisor::worker::WorkerArgs),
+    /// Internal: take over a live mount as its supervisor.
+    #[command(name = "__supervise", hide = true)]
+    Supervise(crate::supervisor::supervise::SuperviseArgs),
 }
 
 /// Subcommand names; any other first argument that is not a flag is the
 /// ossfs form `ossfs-rs bucket[:/prefix] mountpoint -o ...` (also what
 /// mount.fuse3 runs for an fstab line), rewritten to `mount`.
-const SUBCOMMANDS: [&str; 7] = [
-    "check", "serve", "demo", "mount", "umount", "help", "version",
+const SUBCOMMANDS: [&str; 11] = [
+    "check",
+    "serve",
+    "demo",
+    "mount",
+    "umount",
+    "status",
+    "upgrade",
+    "help",
+    "version",
+    "__worker",
+    "__supervise",
 ];
 
 /// Insert `mount` when the command line is in the ossfs form. A bucket may
@@ -54,7 +74,11 @@ fn normalize_argv(mut argv: Vec<OsString>) -> Vec<OsString> {
     });
     let ossfs_form = !first.starts_with('-')
         && (!SUBCOMMANDS.contains(&first)
-            || (second_is_dir && !matches!(first, "mount" | "umount" | "help")));
+            || (second_is_dir
+                && !matches!(
+                    first,
+                    "mount" | "umount" | "help" | "status" | "upgrade" | "__worker" | "__supervise"
+                )));
     if ossfs_form {
         argv.insert(1, OsString::from("mount"));
     }
@@ -69,6 +93,10 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Mount(args) => return crate::mount::run(args, &argv[1..]),
         Command::Umount(args) => return crate::mount::run_umount(args),
+        Command::Status(args) => return crate::supervisor::status::run_status(args),
+        Command::Upgrade(args) => return crate::supervisor::status::run_upgrade(args),
+        Command::Worker(args) => return crate::supervisor::worker::run(args),
+        Command::Supervise(args) => return crate::supervisor::supervise::run_adopt(args),
         _ => {}
     }
     init_logging(&cli.log);
@@ -87,7 +115,7 @@ pub fn run() -> ExitCode {
             Command::Check(args) => crate::check::run(args).await,
             Command::Serve(args) => crate::serve::run(args).await,
             Command::Demo(args) => crate::demo::run(args).await,
-            Command::Mount(_) | Command::Umount(_) => ExitCode::FAILURE,
+            _ => ExitCode::FAILURE,
         }
     })
 }

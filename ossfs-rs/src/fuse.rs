@@ -30,10 +30,12 @@ use fuser::{
 use tokio::runtime::Handle;
 use tracing::{Instrument, Span, debug, debug_span, warn};
 
+use crate::fs::journal::Answer;
 use crate::fs::{
     Caller, DirPlusSink, DirSink, Entry, Fs, FsConfig, FsError, Kind, SetAttr, XattrReply,
 };
 use crate::store::ObjectStore;
+use crate::supervisor::ledger::{Ledger, is_resent};
 
 /// Largest write the kernel sends in one request (this kernel's cap is
 /// 256 pages, see DESIGN.md section 2).
@@ -59,6 +61,7 @@ pub fn new(
 pub struct FuseFs {
     fs: Arc<Fs>,
     rt: Handle,
+    ledger: Arc<Ledger>,
 }
 
 impl std::fmt::Debug for FuseFs {
@@ -70,7 +73,13 @@ impl std::fmt::Debug for FuseFs {
 impl FuseFs {
     /// Serve `fs`, running its work on `rt`.
     pub fn new(fs: Arc<Fs>, rt: Handle) -> Self {
-        Self { fs, rt }
+        Self::supervised(fs, rt, Arc::new(Ledger::standalone()))
+    }
+
+    /// Serve `fs` as a supervised worker: requests are tracked in `ledger`
+    /// (in flight, drained on upgrade, answers of non-idempotent ones).
+    pub fn supervised(fs: Arc<Fs>, rt: Handle, ledger: Arc<Ledger>) -> Self {
+        Self { fs, rt, ledger }
     }
 
     /// The filesystem behind this adapter.
@@ -78,11 +87,26 @@ impl FuseFs {
         &self.fs
     }
 
-    fn spawn<F>(&self, span: Span, work: impl FnOnce(Arc<Fs>) -> F)
+    /// Serve one request on the runtime. A draining worker (live
+    /// upgrade) neither serves nor answers it: `work` (which owns the
+    /// reply) is forgotten, because dropping a fuser reply answers EIO, and
+    /// the next worker gets the request again from the kernel.
+    fn spawn<F>(&self, req: &Request, span: Span, work: impl FnOnce(Arc<Fs>, Arc<Ledger>) -> F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.rt.spawn(work(self.fs.clone()).instrument(span));
+        let Some(ticket) = self.ledger.begin(req.unique().0) else {
+            std::mem::forget(work);
+            return;
+        };
+        let task = work(self.fs.clone(), self.ledger.clone());
+        self.rt.spawn(
+            async move {
+                task.await;
+                drop(ticket);
+            }
+            .instrument(span),
+        );
     }
 }
 
@@ -130,6 +154,52 @@ fn reply_xattr(result: Result<XattrReply, FsError>, reply: ReplyXattr) {
         Ok(XattrReply::Data(d)) => reply.data(&d),
         Err(e) => reply.error(errno(&e)),
     }
+}
+
+/// Run a request that creates a node (mkdir, mknod, symlink) at most
+/// once: a resent request whose first attempt finished gets that answer
+/// again; one whose first attempt got as far as the store finds the node
+/// there (EEXIST from itself), which is success too.
+async fn entry_once(
+    fs: &Fs,
+    ledger: &Ledger,
+    unique: u64,
+    parent: u64,
+    name: &OsStr,
+    run: impl Future<Output = Result<Entry, FsError>>,
+) -> Result<Entry, FsError> {
+    if let Some(Answer::Entry { ino }) = ledger.replayed(unique) {
+        return fs.getattr(ino).await;
+    }
+    let result = match run.await {
+        Err(e) if is_resent(unique) && e.errno() == libc::EEXIST => fs.lookup(parent, name).await,
+        other => other,
+    };
+    if let Ok(e) = &result {
+        ledger.remember(unique, Answer::Entry { ino: e.attr.ino.0 });
+    }
+    result
+}
+
+/// Run a request that removes or moves a name (unlink, rmdir, rename) at
+/// most once: a resent one whose first attempt already did it succeeds
+/// instead of failing with `gone` (ENOENT).
+async fn done_once(
+    ledger: &Ledger,
+    unique: u64,
+    run: impl Future<Output = Result<(), FsError>>,
+) -> Result<(), FsError> {
+    if let Some(Answer::Done) = ledger.replayed(unique) {
+        return Ok(());
+    }
+    let result = match run.await {
+        Err(e) if is_resent(unique) && e.errno() == libc::ENOENT => Ok(()),
+        other => other,
+    };
+    if result.is_ok() {
+        ledger.remember(unique, Answer::Done);
+    }
+    result
 }
 
 fn time(t: TimeOrNow) -> SystemTime {
@@ -187,10 +257,10 @@ impl fuser::Filesystem for FuseFs {
         }
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.to_owned();
         let span = debug_span!("lookup", parent = parent.0, name = ?name);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             reply_entry(fs.lookup(parent.0, &name).await, reply);
         });
     }
@@ -199,16 +269,16 @@ impl fuser::Filesystem for FuseFs {
         self.fs.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let span = debug_span!("getattr", ino = ino.0);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             reply_attr(fs.getattr(ino.0).await, reply);
         });
     }
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -233,14 +303,14 @@ impl fuser::Filesystem for FuseFs {
             mtime: mtime.map(time),
         };
         let span = debug_span!("setattr", ino = ino.0, ?changes);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             reply_attr(fs.setattr(ino.0, changes).await, reply);
         });
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         let span = debug_span!("readlink", ino = ino.0);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             match fs.readlink(ino.0).await {
                 Ok(target) => reply.data(&target),
                 Err(e) => reply.error(errno(&e)),
@@ -260,9 +330,12 @@ impl fuser::Filesystem for FuseFs {
     ) {
         let name = name.to_owned();
         let who = caller(req);
+        let unique = req.unique().0;
         let span = debug_span!("mknod", parent = parent.0, name = ?name, mode);
-        self.spawn(span, move |fs| async move {
-            reply_entry(fs.mknod(parent.0, &name, mode, who).await, reply);
+        self.spawn(req, span, move |fs, ledger| async move {
+            let run = fs.mknod(parent.0, &name, mode, who);
+            let r = entry_once(&fs, &ledger, unique, parent.0, &name, run).await;
+            reply_entry(r, reply);
         });
     }
 
@@ -277,25 +350,32 @@ impl fuser::Filesystem for FuseFs {
     ) {
         let name = name.to_owned();
         let who = caller(req);
+        let unique = req.unique().0;
         let span = debug_span!("mkdir", parent = parent.0, name = ?name, mode);
-        self.spawn(span, move |fs| async move {
-            reply_entry(fs.mkdir(parent.0, &name, mode, who).await, reply);
+        self.spawn(req, span, move |fs, ledger| async move {
+            let run = fs.mkdir(parent.0, &name, mode, who);
+            let r = entry_once(&fs, &ledger, unique, parent.0, &name, run).await;
+            reply_entry(r, reply);
         });
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
+        let unique = req.unique().0;
         let span = debug_span!("unlink", parent = parent.0, name = ?name);
-        self.spawn(span, move |fs| async move {
-            reply_empty(fs.unlink(parent.0, &name).await, reply);
+        self.spawn(req, span, move |fs, ledger| async move {
+            let r = done_once(&ledger, unique, fs.unlink(parent.0, &name)).await;
+            reply_empty(r, reply);
         });
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
+        let unique = req.unique().0;
         let span = debug_span!("rmdir", parent = parent.0, name = ?name);
-        self.spawn(span, move |fs| async move {
-            reply_empty(fs.rmdir(parent.0, &name).await, reply);
+        self.spawn(req, span, move |fs, ledger| async move {
+            let r = done_once(&ledger, unique, fs.rmdir(parent.0, &name)).await;
+            reply_empty(r, reply);
         });
     }
 
@@ -310,15 +390,18 @@ impl fuser::Filesystem for FuseFs {
         let name = link_name.to_owned();
         let target = target.to_owned();
         let who = caller(req);
+        let unique = req.unique().0;
         let span = debug_span!("symlink", parent = parent.0, name = ?name, target = ?target);
-        self.spawn(span, move |fs| async move {
-            reply_entry(fs.symlink(parent.0, &name, &target, who).await, reply);
+        self.spawn(req, span, move |fs, ledger| async move {
+            let run = fs.symlink(parent.0, &name, &target, who);
+            let r = entry_once(&fs, &ledger, unique, parent.0, &name, run).await;
+            reply_entry(r, reply);
         });
     }
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -336,17 +419,16 @@ impl fuser::Filesystem for FuseFs {
             newname = ?newname,
             flags = flags.bits()
         );
-        self.spawn(span, move |fs| async move {
-            let r = fs
-                .rename(parent.0, &name, newparent.0, &newname, flags.bits())
-                .await;
-            reply_empty(r, reply);
+        let unique = req.unique().0;
+        self.spawn(req, span, move |fs, ledger| async move {
+            let run = fs.rename(parent.0, &name, newparent.0, &newname, flags.bits());
+            reply_empty(done_once(&ledger, unique, run).await, reply);
         });
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let span = debug_span!("open", ino = ino.0, flags = flags.0);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             match fs.open(ino.0, flags.0).await {
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
                 Err(e) => reply.error(errno(&e)),
@@ -356,7 +438,7 @@ impl fuser::Filesystem for FuseFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -366,7 +448,7 @@ impl fuser::Filesystem for FuseFs {
         reply: ReplyData,
     ) {
         let span = debug_span!("read", ino = ino.0, fh = fh.0, offset, size);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             match fs.read(ino.0, fh.0, offset, size).await {
                 Ok(data) => reply.data(&data),
                 Err(e) => reply.error(errno(&e)),
@@ -376,7 +458,7 @@ impl fuser::Filesystem for FuseFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -388,7 +470,7 @@ impl fuser::Filesystem for FuseFs {
     ) {
         let data = Bytes::copy_from_slice(data);
         let span = debug_span!("write", ino = ino.0, fh = fh.0, offset, len = data.len());
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             match fs.write(ino.0, fh.0, offset, data).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(errno(&e)),
@@ -398,21 +480,21 @@ impl fuser::Filesystem for FuseFs {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
         let span = debug_span!("flush", ino = ino.0, fh = fh.0);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             reply_empty(fs.flush(ino.0, fh.0).await, reply);
         });
     }
 
     fn release(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
@@ -421,28 +503,28 @@ impl fuser::Filesystem for FuseFs {
         reply: ReplyEmpty,
     ) {
         let span = debug_span!("release", ino = ino.0, fh = fh.0);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             reply_empty(fs.release(ino.0, fh.0).await, reply);
         });
     }
 
     fn fsync(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
         let span = debug_span!("fsync", ino = ino.0, fh = fh.0);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             reply_empty(fs.fsync(ino.0, fh.0).await, reply);
         });
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let span = debug_span!("opendir", ino = ino.0);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             match fs.opendir(ino.0, flags.0).await {
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
                 Err(e) => reply.error(errno(&e)),
@@ -452,14 +534,14 @@ impl fuser::Filesystem for FuseFs {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         reply: ReplyDirectory,
     ) {
         let span = debug_span!("readdir", ino = ino.0, fh = fh.0, offset);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             let mut sink = DirReply(reply);
             match fs.readdir(ino.0, fh.0, offset, &mut sink).await {
                 Ok(()) => sink.0.ok(),
@@ -470,14 +552,14 @@ impl fuser::Filesystem for FuseFs {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         reply: ReplyDirectoryPlus,
     ) {
         let span = debug_span!("readdirplus", ino = ino.0, fh = fh.0, offset);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             let mut sink = DirPlusReply(reply);
             match fs.readdirplus(ino.0, fh.0, offset, &mut sink).await {
                 Ok(()) => sink.0.ok(),
@@ -518,7 +600,7 @@ impl fuser::Filesystem for FuseFs {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -529,30 +611,30 @@ impl fuser::Filesystem for FuseFs {
         let name = name.to_owned();
         let value = value.to_vec();
         let span = debug_span!("setxattr", ino = ino.0, name = ?name, len = value.len());
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             reply_empty(fs.setxattr(ino.0, &name, &value, flags).await, reply);
         });
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let name = name.to_owned();
         let span = debug_span!("getxattr", ino = ino.0, name = ?name, size);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             reply_xattr(fs.getxattr(ino.0, &name, size).await, reply);
         });
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let span = debug_span!("listxattr", ino = ino.0, size);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             reply_xattr(fs.listxattr(ino.0, size).await, reply);
         });
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
         let span = debug_span!("removexattr", ino = ino.0, name = ?name);
-        self.spawn(span, move |fs| async move {
+        self.spawn(req, span, move |fs, _ledger| async move {
             reply_empty(fs.removexattr(ino.0, &name).await, reply);
         });
     }
@@ -569,9 +651,33 @@ impl fuser::Filesystem for FuseFs {
     ) {
         let name = name.to_owned();
         let who = caller(req);
+        let unique = req.unique().0;
         let span = debug_span!("create", parent = parent.0, name = ?name, mode, flags);
-        self.spawn(span, move |fs| async move {
-            match fs.create(parent.0, &name, mode, flags, who).await {
+        self.spawn(req, span, move |fs, ledger| async move {
+            let result = match ledger.replayed(unique) {
+                Some(Answer::Created { ino, fh }) => fs
+                    .getattr(ino)
+                    .await
+                    .map(|entry| crate::fs::Created { entry, fh }),
+                _ => match fs.create(parent.0, &name, mode, flags, who).await {
+                    // The first attempt made the file: open what it made.
+                    Err(e) if is_resent(unique) && e.errno() == libc::EEXIST => {
+                        fs.create(parent.0, &name, mode, flags & !libc::O_EXCL, who)
+                            .await
+                    }
+                    other => other,
+                },
+            };
+            if let Ok(c) = &result {
+                ledger.remember(
+                    unique,
+                    Answer::Created {
+                        ino: c.entry.attr.ino.0,
+                        fh: c.fh,
+                    },
+                );
+            }
+            match result {
                 Ok(c) => reply.created(
                     &c.entry.ttl,
                     &c.entry.attr,

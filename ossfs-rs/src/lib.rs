@@ -20,6 +20,7 @@ pub mod mount;
 pub mod options;
 pub mod serve;
 pub mod store;
+pub mod supervisor;
 pub mod upload;
 
 #[cfg(test)]

@@ -361,13 +361,13 @@ pub struct UmountArgs {
 /// Exit status for a bad command line or option.
 const EXIT_USAGE: u8 = 2;
 
-/// Run `ossfs-rs mount`.
-pub fn run(args: MountArgs, argv: &[OsString]) -> ExitCode {
+/// The mount request of `args`, or the exit status and message of a bad
+/// command line.
+fn build_request(args: &MountArgs) -> Result<MountRequest, (u8, String)> {
     let mut options = MountOptions::default();
-    if let Err(e) = options.apply_all(args.options.iter().map(String::as_str)) {
-        eprintln!("ossfs-rs: {e}");
-        return ExitCode::from(EXIT_USAGE);
-    }
+    options
+        .apply_all(args.options.iter().map(String::as_str))
+        .map_err(|e| (EXIT_USAGE, e.to_string()))?;
     if args.url.is_some() {
         options.url = args.url.clone();
     }
@@ -377,14 +377,41 @@ pub fn run(args: MountArgs, argv: &[OsString]) -> ExitCode {
     if args.region.is_some() {
         options.region = args.region.clone();
     }
-    let source = match Source::parse(&args.source) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("ossfs-rs: {e}");
-            return ExitCode::from(EXIT_USAGE);
+    let source = Source::parse(&args.source).map_err(|e| (EXIT_USAGE, e.to_string()))?;
+    // Canonical, so the supervisor, its workers and `status` agree on it.
+    let mountpoint = std::fs::canonicalize(&args.mountpoint).unwrap_or(args.mountpoint.clone());
+    Ok(MountRequest {
+        source,
+        mountpoint,
+        options,
+        notify_ready: args.notify_ready,
+    })
+}
+
+/// The mount request of a saved `mount ...` command line (for workers).
+pub fn request_from_argv(argv: &[String]) -> Result<MountRequest, String> {
+    use clap::Parser;
+    let words = std::iter::once("ossfs-rs".to_string()).chain(argv.iter().cloned());
+    match crate::cli::Cli::try_parse_from(words) {
+        Ok(crate::cli::Cli {
+            command: crate::cli::Command::Mount(args),
+            ..
+        }) => build_request(&args).map_err(|(_, m)| m),
+        Ok(_) => Err("the saved command line is not a mount".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Run `ossfs-rs mount`.
+pub fn run(args: MountArgs, argv: &[OsString]) -> ExitCode {
+    let request = match build_request(&args) {
+        Ok(r) => r,
+        Err((code, msg)) => {
+            eprintln!("ossfs-rs: {msg}");
+            return ExitCode::from(code);
         }
     };
-    if let Err(e) = check_mountpoint(&args.mountpoint, options.nonempty) {
+    if let Err(e) = check_mountpoint(&args.mountpoint, request.options.nonempty) {
         eprintln!("ossfs-rs: {e}");
         return ExitCode::FAILURE;
     }
@@ -395,13 +422,7 @@ pub fn run(args: MountArgs, argv: &[OsString]) -> ExitCode {
         // Leave the caller's session so a closed terminal does not end the mount.
         let _ = nix::unistd::setsid();
     }
-    let request = MountRequest {
-        source,
-        mountpoint: args.mountpoint,
-        options,
-        notify_ready: args.notify_ready,
-    };
-    match serve::run_foreground(request) {
+    match crate::supervisor::supervise::run_mount(request, argv) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ossfs-rs: {e}");
@@ -418,223 +439,5 @@ pub fn run_umount(args: UmountArgs) -> ExitCode {
             eprintln!("ossfs-rs: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-mod serve {
-    //! The foreground daemon: preflight, build the store and the
-    //! filesystem, mount, serve until unmounted.
-
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use fuser::{Config, MountOption, SessionACL};
-    use tracing::{info, warn};
-
-    use super::MountRequest;
-    use crate::check::{self, CheckArgs, Plan, SignatureArg};
-    use crate::fs::FsConfig;
-    use crate::store::credentials::{CredentialOptions, EnvLookup, resolve};
-    use crate::store::retry::RetryConfig;
-    use crate::store::{ObjectStore, Provider, RestClient};
-
-    /// Why the daemon could not mount or serve.
-    #[derive(Debug, thiserror::Error)]
-    pub enum ServeError {
-        #[error("no endpoint: give it with --url URL or -o url=URL")]
-        NoEndpoint,
-        #[error("{0}")]
-        Usage(String),
-        #[error("the bucket check failed:\n{0}")]
-        Preflight(String),
-        #[error("{0}")]
-        Setup(String),
-        #[error("cannot mount at {path}: {source}")]
-        Mount {
-            path: String,
-            #[source]
-            source: std::io::Error,
-        },
-    }
-
-    /// The `check` arguments equivalent to this mount, so the mount runs
-    /// exactly the diagnosis `ossfs-rs check` prints.
-    fn check_args(req: &MountRequest) -> Result<CheckArgs, ServeError> {
-        let o = &req.options;
-        let url = o.url.clone().ok_or(ServeError::NoEndpoint)?;
-        let provider = match &o.provider {
-            Some(p) => Some(
-                p.parse::<Provider>()
-                    .map_err(|e| ServeError::Usage(e.to_string()))?,
-            ),
-            None => None,
-        };
-        let signature = match o.signature.as_deref() {
-            None => None,
-            Some("v1" | "sigv1") => Some(SignatureArg::V1),
-            Some("v4" | "sigv4") => Some(SignatureArg::V4),
-            Some(other) => {
-                return Err(ServeError::Usage(format!(
-                    "signature={other:?}: use v1 or v4"
-                )));
-            }
-        };
-        Ok(CheckArgs {
-            target: format!("{}:/{}", req.source.bucket, req.source.prefix),
-            url,
-            provider,
-            region: o.region.clone(),
-            passwd_file: o.passwd_file.clone(),
-            sts_dir: o.sts_dir.clone(),
-            path_style: o.path_style,
-            ca_bundle: o.ca_bundle.clone(),
-            signature,
-            connect_timeout: 10,
-        })
-    }
-
-    pub fn run_foreground(req: MountRequest) -> Result<(), ServeError> {
-        init_logging(req.options.log_filter(), req.options.logfile.is_none());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("ossfs-io")
-            .build()
-            .map_err(|e| ServeError::Setup(format!("cannot start the async runtime: {e}")))?;
-        let args = check_args(&req)?;
-        let plan = Plan::from_args(&args).map_err(|e| ServeError::Usage(e.to_string()))?;
-
-        // Preflight: the same steps as `ossfs-rs check`, so a wrong key, a
-        // missing bucket or a closed port fails here, before any mount.
-        let mut report = Vec::new();
-        match runtime.block_on(check::check(&args, EnvLookup::process(), &mut report)) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(ServeError::Preflight(
-                    String::from_utf8_lossy(&report).into_owned(),
-                ));
-            }
-            Err(e) => return Err(ServeError::Usage(e.to_string())),
-        }
-
-        let mut config = plan.client_config(&args);
-        config.read_timeout = Duration::from_secs(30);
-        config.retry = RetryConfig::default();
-        let mut cred_opts = CredentialOptions::new(plan.provider, plan.bucket.clone());
-        cred_opts.passwd_file = req.options.passwd_file.clone();
-        cred_opts.sts_dir = req.options.sts_dir.clone();
-        let credentials = resolve(&cred_opts).map_err(|e| ServeError::Setup(e.to_string()))?;
-        let client =
-            RestClient::new(config, credentials).map_err(|e| ServeError::Setup(e.to_string()))?;
-        let store: Arc<dyn ObjectStore> = Arc::new(client);
-
-        let o = &req.options;
-        let mut fs_config = FsConfig {
-            prefix: req.source.prefix.clone(),
-            ..FsConfig::default()
-        };
-        fs_config.uid = o.uid;
-        fs_config.gid = o.gid;
-        fs_config.umask = o.umask.unwrap_or(0);
-        fs_config.read_only = o.read_only;
-        fs_config.stat_cache_ttl = o.stat_cache_expire;
-        fs_config.stat_cache_size = o.max_stat_cache_size;
-        fs_config.negative_cache = o.negative_cache;
-        fs_config.mp_umask = o.mp_umask;
-        fs_config.multipart_size = o.multipart_size;
-        fs_config.parallel_count = o.parallel_count;
-        fs_config.staging_dir = o
-            .tmpdir
-            .clone()
-            .unwrap_or_else(std::env::temp_dir)
-            .join(format!("ossfs-rs-{}", std::process::id()));
-        let staging_dir = fs_config.staging_dir.clone();
-        let fs = crate::fuse::new(store, fs_config, runtime.handle().clone())
-            .map_err(|e| ServeError::Setup(e.to_string()))?;
-
-        let mut mount_options = vec![
-            MountOption::FSName(format!("{}:/{}", req.source.bucket, req.source.prefix)),
-            MountOption::Subtype("ossfs-rs".to_string()),
-            MountOption::NoDev,
-            MountOption::NoSuid,
-            MountOption::CUSTOM(format!("max_read={}", crate::fuse::MAX_WRITE)),
-        ];
-        if o.read_only {
-            mount_options.push(MountOption::RO);
-        }
-        if o.default_permissions {
-            mount_options.push(MountOption::DefaultPermissions);
-        }
-        let mut fuse_config = Config::default();
-        fuse_config.mount_options = mount_options;
-        fuse_config.acl = if o.allow_other {
-            SessionACL::All
-        } else {
-            SessionACL::Owner
-        };
-        fuse_config.n_threads = Some(8);
-
-        let mut session =
-            fuser::Session::new(fs, &req.mountpoint, &fuse_config).map_err(|source| {
-                ServeError::Mount {
-                    path: req.mountpoint.display().to_string(),
-                    source,
-                }
-            })?;
-        info!(mountpoint = %req.mountpoint.display(), bucket = %req.source.bucket, prefix = %req.source.prefix, "mounted");
-
-        // SIGTERM and SIGINT unmount; the session loop then ends and the
-        // filesystem's destroy uploads whatever is still staged.
-        let mut unmounter = session.unmount_callable();
-        runtime.spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                warn!("cannot install signal handlers; unmount with `ossfs-rs umount`");
-                return;
-            };
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            info!("signal received, unmounting");
-            if let Err(e) = tokio::task::spawn_blocking(move || unmounter.unmount()).await {
-                warn!(error = %e, "unmount after signal failed");
-            }
-        });
-
-        if req.notify_ready {
-            super::notify_ready_and_detach(req.options.logfile.as_deref())
-                .map_err(|e| ServeError::Setup(format!("cannot detach: {e}")))?;
-        } else {
-            eprintln!(
-                "ossfs-rs: {}:/{} mounted at {}",
-                req.source.bucket,
-                req.source.prefix,
-                req.mountpoint.display()
-            );
-        }
-        let result = session.run();
-        let _ = std::fs::remove_dir_all(&staging_dir);
-        runtime.shutdown_timeout(Duration::from_secs(5));
-        result.map_err(|source| ServeError::Mount {
-            path: req.mountpoint.display().to_string(),
-            source,
-        })
-    }
-
-    /// Logs go to stderr, which becomes the log file once detached; colour
-    /// only while that is a terminal.
-    fn init_logging(filter: &str, may_colour: bool) {
-        use std::io::IsTerminal;
-        let filter = std::env::var("OSSFS_LOG").unwrap_or_else(|_| filter.to_string());
-        let filter = tracing_subscriber::EnvFilter::try_new(filter)
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(may_colour && std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
-            .try_init();
     }
 }

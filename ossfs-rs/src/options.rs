@@ -50,6 +50,10 @@ pub struct MountOptions {
     /// Log level (`dbglevel=`: crit, err, warn, info, debug).
     pub dbglevel: Option<String>,
     pub logfile: Option<PathBuf>,
+    /// Testing only (`test_no_resend`): a restarted worker ignores the
+    /// kernel's FUSE_NOTIFY_RESEND support and ends the dead worker's
+    /// requests with EIO, as on kernels older than 6.9.
+    pub test_no_resend: bool,
 }
 
 impl Default for MountOptions {
@@ -79,6 +83,7 @@ impl Default for MountOptions {
             parallel_count: 5,
             dbglevel: None,
             logfile: None,
+            test_no_resend: false,
         }
     }
 }
@@ -167,6 +172,7 @@ impl MountOptions {
             "umask" => self.umask = Some(parse_mask(name, need(value)?)?),
             "mp_umask" => self.mp_umask = Some(parse_mask(name, need(value)?)?),
             "nonempty" => self.nonempty = true,
+            "test_no_resend" => self.test_no_resend = true,
             "max_stat_cache_size" => {
                 self.max_stat_cache_size = parse_num::<usize>(name, need(value)?)?
             }

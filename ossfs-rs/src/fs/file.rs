@@ -21,6 +21,7 @@ use tracing::{debug, error, warn};
 
 use super::error::FsError;
 use super::handle::HandleKind;
+use super::journal::JournalOp;
 use super::meta::{Kind, NodeInfo, PosixMeta, stored_mode};
 use super::name::check_name;
 use super::staging::{Staging, StagingState};
@@ -73,6 +74,14 @@ impl Fs {
                 }
             })?;
         let staging = Arc::new(staging);
+        if let Some(j) = &self.journal {
+            j.record(&JournalOp::Stage {
+                ino,
+                path: staging.path().to_path_buf(),
+                loaded: new,
+            });
+            staging.set_journal(j.clone());
+        }
         stagings.insert(
             ino,
             StagingSlot {
@@ -308,6 +317,7 @@ impl Fs {
             let mut stagings = lock(&self.stagings);
             // A new writer may have attached while we uploaded: keep it then.
             if stagings.get(&ino).is_some_and(|slot| slot.writers == 0) {
+                self.journal(JournalOp::Unstage { ino });
                 stagings.remove(&ino)
             } else {
                 None

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::dir::DirSnapshot;
+use super::journal::{JournalOp, JournalSink, journal_open};
 
 /// What a handle is for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +41,7 @@ pub struct HandleRecord {
 pub struct HandleTable {
     next: u64,
     handles: HashMap<u64, HandleRecord>,
+    journal: Option<Arc<dyn JournalSink>>,
 }
 
 impl Default for HandleTable {
@@ -54,6 +56,26 @@ impl HandleTable {
         Self {
             next: 1,
             handles: HashMap::new(),
+            journal: None,
+        }
+    }
+
+    /// Record every open and release from now on in `journal`.
+    pub fn set_journal(&mut self, journal: Arc<dyn JournalSink>) {
+        self.journal = Some(journal);
+    }
+
+    /// Put back a record (journal replay).
+    pub fn restore(&mut self, r: HandleRecord) {
+        self.next = self.next.max(r.fh + 1);
+        self.handles.insert(r.fh, r);
+    }
+
+    /// Replace the listing of a directory handle (a restored handle is
+    /// listed again).
+    pub fn set_snapshot(&mut self, fh: u64, snapshot: Arc<DirSnapshot>) {
+        if let Some(r) = self.handles.get_mut(&fh) {
+            r.kind = HandleKind::Dir(snapshot);
         }
     }
 
@@ -61,8 +83,7 @@ impl HandleTable {
     pub fn from_records(records: Vec<HandleRecord>) -> Self {
         let mut t = Self::new();
         for r in records {
-            t.next = t.next.max(r.fh + 1);
-            t.handles.insert(r.fh, r);
+            t.restore(r);
         }
         t
     }
@@ -78,15 +99,16 @@ impl HandleTable {
     pub fn insert(&mut self, ino: u64, flags: i32, kind: HandleKind) -> u64 {
         let fh = self.next;
         self.next += 1;
-        self.handles.insert(
+        let rec = HandleRecord {
             fh,
-            HandleRecord {
-                fh,
-                ino,
-                flags,
-                kind,
-            },
-        );
+            ino,
+            flags,
+            kind,
+        };
+        if let Some(j) = &self.journal {
+            j.record(&journal_open(rec.clone()));
+        }
+        self.handles.insert(fh, rec);
         fh
     }
 
@@ -97,7 +119,11 @@ impl HandleTable {
 
     /// Remove `fh`, returning its record.
     pub fn remove(&mut self, fh: u64) -> Option<HandleRecord> {
-        self.handles.remove(&fh)
+        let rec = self.handles.remove(&fh)?;
+        if let Some(j) = &self.journal {
+            j.record(&JournalOp::Close { fh });
+        }
+        Some(rec)
     }
 
     /// Number of open handles.

@@ -22,9 +22,11 @@
 //! the record and rewrites the paths of every record below it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::journal::{JournalOp, JournalSink};
 use super::meta::Kind;
 use super::name::{is_within, join, rebase};
 
@@ -47,11 +49,16 @@ pub struct InodeRecord {
 }
 
 /// Node id to record, and `(parent, name)` to node id.
+///
+/// Every change goes through [`InodeTable::exec`]: it is recorded in the
+/// journal (when one is set) and applied by [`InodeTable::apply`], the same
+/// code a replay runs, so a replayed table is the same table.
 #[derive(Debug)]
 pub struct InodeTable {
     next: u64,
     records: HashMap<u64, InodeRecord>,
     by_name: HashMap<(u64, String), u64>,
+    journal: Option<Arc<dyn JournalSink>>,
 }
 
 impl Default for InodeTable {
@@ -80,6 +87,80 @@ impl InodeTable {
             next: ROOT_INO + 1,
             records,
             by_name: HashMap::new(),
+            journal: None,
+        }
+    }
+
+    /// Record every change from now on in `journal`.
+    pub fn set_journal(&mut self, journal: Arc<dyn JournalSink>) {
+        self.journal = Some(journal);
+    }
+
+    /// Put back a whole record (journal replay, compaction).
+    pub fn restore(&mut self, r: InodeRecord) {
+        if r.ino == ROOT_INO {
+            return;
+        }
+        self.next = self.next.max(r.ino + 1);
+        if r.linked {
+            self.by_name.insert((r.parent, r.name.clone()), r.ino);
+        }
+        self.records.insert(r.ino, r);
+    }
+
+    /// Journal `op`, then apply it.
+    fn exec(&mut self, op: JournalOp) {
+        if let Some(j) = &self.journal {
+            j.record(&op);
+        }
+        self.apply(op);
+    }
+
+    /// Apply one table operation (ops of other tables are ignored).
+    pub fn apply(&mut self, op: JournalOp) {
+        match op {
+            JournalOp::Node(r) => self.restore(r),
+            JournalOp::Insert {
+                ino,
+                parent,
+                name,
+                kind,
+            } => {
+                let Some(parent_path) = self.records.get(&parent).map(|r| r.path.clone()) else {
+                    return;
+                };
+                self.next = self.next.max(ino + 1);
+                self.records.insert(
+                    ino,
+                    InodeRecord {
+                        ino,
+                        parent,
+                        path: join(&parent_path, &name),
+                        name: name.clone(),
+                        kind,
+                        lookups: 0,
+                        linked: true,
+                    },
+                );
+                self.by_name.insert((parent, name), ino);
+            }
+            JournalOp::Ref { ino } => {
+                if let Some(r) = self.records.get_mut(&ino) {
+                    r.lookups += 1;
+                }
+            }
+            JournalOp::Forget { ino, n } => self.apply_forget(ino, n),
+            JournalOp::Remove { ino } => self.remove(ino),
+            JournalOp::Detach { parent, name } => {
+                self.apply_detach(parent, &name);
+            }
+            JournalOp::Rename {
+                parent,
+                name,
+                new_parent,
+                new_name,
+            } => self.apply_rename(parent, &name, new_parent, &new_name),
+            _ => {}
         }
     }
 
@@ -87,14 +168,7 @@ impl InodeTable {
     pub fn from_records(records: Vec<InodeRecord>) -> Self {
         let mut table = Self::new();
         for r in records {
-            if r.ino == ROOT_INO {
-                continue;
-            }
-            table.next = table.next.max(r.ino + 1);
-            if r.linked {
-                table.by_name.insert((r.parent, r.name.clone()), r.ino);
-            }
-            table.records.insert(r.ino, r);
+            table.restore(r);
         }
         table
     }
@@ -128,7 +202,7 @@ impl InodeTable {
     /// (records created here with no reference are dropped by
     /// [`InodeTable::prune`] if the kernel never takes one).
     pub fn peek_or_insert(&mut self, parent: u64, name: &str, kind: Kind) -> Option<u64> {
-        let parent_path = self.records.get(&parent)?.path.clone();
+        self.records.get(&parent)?;
         if let Some(ino) = self.child(parent, name) {
             match self.records.get(&ino) {
                 Some(r) if r.kind == kind => return Some(ino),
@@ -138,27 +212,19 @@ impl InodeTable {
             }
         }
         let ino = self.next;
-        self.next += 1;
-        self.records.insert(
+        self.exec(JournalOp::Insert {
             ino,
-            InodeRecord {
-                ino,
-                parent,
-                name: name.to_string(),
-                path: join(&parent_path, name),
-                kind,
-                lookups: 0,
-                linked: true,
-            },
-        );
-        self.by_name.insert((parent, name.to_string()), ino);
+            parent,
+            name: name.to_string(),
+            kind,
+        });
         Some(ino)
     }
 
     /// Add one kernel reference to `ino` (an entry was delivered).
     pub fn add_ref(&mut self, ino: u64) {
-        if let Some(r) = self.records.get_mut(&ino) {
-            r.lookups += 1;
+        if self.records.contains_key(&ino) {
+            self.exec(JournalOp::Ref { ino });
         }
     }
 
@@ -166,12 +232,18 @@ impl InodeTable {
     /// that was not delivered).
     pub fn prune(&mut self, ino: u64) {
         if ino != ROOT_INO && self.records.get(&ino).is_some_and(|r| r.lookups == 0) {
-            self.remove(ino);
+            self.exec(JournalOp::Remove { ino });
         }
     }
 
     /// The kernel dropped `n` references; the record goes at zero.
     pub fn forget(&mut self, ino: u64, n: u64) {
+        if ino != ROOT_INO && self.records.contains_key(&ino) {
+            self.exec(JournalOp::Forget { ino, n });
+        }
+    }
+
+    fn apply_forget(&mut self, ino: u64, n: u64) {
         if ino == ROOT_INO {
             return;
         }
@@ -198,6 +270,15 @@ impl InodeTable {
 
     /// Unlink `name` from `parent`; its record stays until forgotten.
     pub fn detach(&mut self, parent: u64, name: &str) -> Option<u64> {
+        let ino = self.child(parent, name)?;
+        self.exec(JournalOp::Detach {
+            parent,
+            name: name.to_string(),
+        });
+        Some(ino)
+    }
+
+    fn apply_detach(&mut self, parent: u64, name: &str) -> Option<u64> {
         let ino = self.by_name.remove(&(parent, name.to_string()))?;
         if let Some(r) = self.records.get_mut(&ino) {
             r.linked = false;
@@ -208,10 +289,19 @@ impl InodeTable {
     /// Move `name` in `parent` to `new_name` in `new_parent`, detaching
     /// whatever was there, and rewrite the paths below it.
     pub fn rename(&mut self, parent: u64, name: &str, new_parent: u64, new_name: &str) {
+        self.exec(JournalOp::Rename {
+            parent,
+            name: name.to_string(),
+            new_parent,
+            new_name: new_name.to_string(),
+        });
+    }
+
+    fn apply_rename(&mut self, parent: u64, name: &str, new_parent: u64, new_name: &str) {
         let Some(new_parent_path) = self.records.get(&new_parent).map(|r| r.path.clone()) else {
             return;
         };
-        self.detach(new_parent, new_name);
+        self.apply_detach(new_parent, new_name);
         let Some(ino) = self.by_name.remove(&(parent, name.to_string())) else {
             return;
         };

@@ -34,11 +34,13 @@ pub mod error;
 mod file;
 pub mod handle;
 pub mod inode;
+pub mod journal;
 mod lookup;
 pub mod meta;
 pub mod name;
 mod namespace;
 mod readdir;
+mod restore;
 pub mod staging;
 pub mod xattr;
 
@@ -58,6 +60,7 @@ use cache::{Cached, StatCache};
 use dir::WarnOnce;
 use handle::{HandleKind, HandleRecord, HandleTable};
 use inode::{InodeRecord, InodeTable, ROOT_INO};
+use journal::{JournalOp, JournalSink};
 use meta::{AttrPolicy, NodeInfo};
 use name::Keys;
 use staging::{Staging, StagingRecord};
@@ -198,6 +201,9 @@ pub struct Fs {
     cache: Mutex<StatCache>,
     warned: WarnOnce,
     mounted_at: SystemTime,
+    /// Where table changes are recorded for a restarted worker (none when
+    /// the filesystem runs without a supervisor, as in tests and the demo).
+    journal: Option<Arc<dyn JournalSink>>,
 }
 
 impl std::fmt::Debug for Fs {
@@ -259,7 +265,14 @@ impl Fs {
             warned: WarnOnce::new(100_000),
             mounted_at: SystemTime::now(),
             config,
+            journal: None,
         })
+    }
+
+    fn journal(&self, op: JournalOp) {
+        if let Some(j) = &self.journal {
+            j.record(&op);
+        }
     }
 
     /// The configuration this filesystem runs with.
@@ -286,6 +299,16 @@ impl Fs {
             staged.push(s.record(&state));
         }
         (inodes, handles, staged)
+    }
+
+    /// Known nodes, open handles and open writers' staging files (for
+    /// `ossfs-rs status`).
+    pub fn table_sizes(&self) -> (usize, usize, usize) {
+        (
+            lock(&self.inodes).len(),
+            lock(&self.handles).len(),
+            lock(&self.stagings).len(),
+        )
     }
 
     // ---- shared helpers -------------------------------------------------

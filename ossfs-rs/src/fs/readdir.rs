@@ -62,6 +62,12 @@ fn placeholder_ino(parent: u64, name: &str) -> u64 {
 impl Fs {
     /// Open the directory `ino`: list it into a snapshot.
     pub async fn opendir(&self, ino: u64, flags: i32) -> Result<u64, FsError> {
+        let snapshot = self.list_dir(ino).await?;
+        Ok(lock(&self.handles).insert(ino, flags, HandleKind::Dir(snapshot)))
+    }
+
+    /// List the directory `ino` into a snapshot.
+    pub(super) async fn list_dir(&self, ino: u64) -> Result<Arc<DirSnapshot>, FsError> {
         let rec = self.node(ino)?;
         if rec.kind != Kind::Dir {
             return Err(FsError::NotDir(rec.path));
@@ -89,12 +95,11 @@ impl Fs {
         }
         let (entries, skipped) = merge.finish();
         self.warn_skipped(&skipped);
-        let snapshot = Arc::new(DirSnapshot {
+        Ok(Arc::new(DirSnapshot {
             ino,
             parent: rec.parent,
             entries,
-        });
-        Ok(lock(&self.handles).insert(ino, flags, HandleKind::Dir(snapshot)))
+        }))
     }
 
     fn snapshot(&self, ino: u64, fh: u64) -> Result<Arc<DirSnapshot>, FsError> {

@@ -24,8 +24,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -35,6 +35,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use tracing::{debug, warn};
 
 use super::error::FsError;
+use super::journal::{JournalOp, JournalSink};
 use super::meta::NodeInfo;
 use crate::store::{ObjectStore, StoreError};
 
@@ -83,6 +84,9 @@ pub struct Staging {
     /// Leave the file on disk when dropped (its data could not be uploaded).
     keep: AtomicBool,
     state: Mutex<StagingState>,
+    /// Told when the copy becomes whole (a restarted worker must not fill
+    /// it from the object again, over what was written).
+    journal: OnceLock<Arc<dyn JournalSink>>,
 }
 
 impl Staging {
@@ -93,22 +97,70 @@ impl Staging {
             .prefix(&format!("ossfs-{ino}-"))
             .tempfile_in(dir)?;
         let (file, path) = named.keep().map_err(|e| e.error)?;
-        Ok(Self {
+        Ok(Self::with_file(ino, path, file, 0, base, loaded, false))
+    }
+
+    /// Take over the staging file a dead worker left at `path` (journal
+    /// replay). A whole copy is taken as dirty: whether the dead worker
+    /// uploaded it is unknown, and uploading it again is harmless.
+    pub fn adopt(path: &Path, ino: u64, base: NodeInfo, loaded: bool) -> io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let size = file.metadata()?.len();
+        Ok(Self::with_file(
+            ino,
+            path.to_path_buf(),
+            file,
+            size,
+            base,
+            loaded,
+            loaded,
+        ))
+    }
+
+    fn with_file(
+        ino: u64,
+        path: PathBuf,
+        file: File,
+        size: u64,
+        base: NodeInfo,
+        loaded: bool,
+        dirty: bool,
+    ) -> Self {
+        Self {
             ino,
             path,
             file: Arc::new(file),
-            size: AtomicU64::new(0),
+            size: AtomicU64::new(size),
             loaded: AtomicBool::new(loaded),
             keep: AtomicBool::new(false),
             state: Mutex::new(StagingState {
                 loaded,
-                dirty: false,
+                dirty,
                 unlinked: false,
                 base,
                 mtime: None,
                 last_write: SystemTime::now(),
             }),
-        })
+            journal: OnceLock::new(),
+        }
+    }
+
+    /// Journal this file's loading from now on.
+    pub fn set_journal(&self, journal: Arc<dyn JournalSink>) {
+        let _ = self.journal.set(journal);
+    }
+
+    fn mark_loaded(&self, state: &mut StagingState) {
+        if !state.loaded
+            && let Some(j) = self.journal.get()
+        {
+            j.record(&JournalOp::Loaded { ino: self.ino });
+        }
+        state.loaded = true;
+        self.loaded.store(true, Ordering::Release);
     }
 
     /// The inode this file stages.
@@ -214,8 +266,7 @@ impl Staging {
         }
         self.set_len_blocking(written).await?;
         self.size.store(written, Ordering::Release);
-        state.loaded = true;
-        self.loaded.store(true, Ordering::Release);
+        self.mark_loaded(state);
         Ok(())
     }
 
@@ -257,8 +308,7 @@ impl Staging {
     pub async fn set_len(&self, state: &mut StagingState, len: u64) -> Result<(), FsError> {
         self.set_len_blocking(len).await?;
         self.size.store(len, Ordering::Release);
-        state.loaded = true;
-        self.loaded.store(true, Ordering::Release);
+        self.mark_loaded(state);
         state.dirty = true;
         state.mtime = None;
         state.last_write = SystemTime::now();

@@ -1,0 +1,105 @@
+//! Continuing where a dead worker stopped: tables, staging files and
+//! directory handles rebuilt from the journal.
+//!
+//! The tables come back as they were ([`super::journal::Restored`]). Two
+//! things the journal does not carry are rebuilt here before the new worker
+//! serves: the upload metadata of each adopted staging file (a HEAD of its
+//! object, as an open would do) and the listing of each open directory
+//! handle (listed again; a directory that changed in between shows its new
+//! entries, as a rewinddir would).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tracing::{info, warn};
+
+use super::handle::HandleKind;
+use super::journal::{JournalSink, Restored};
+use super::meta::NodeInfo;
+use super::staging::Staging;
+use super::{Fs, FsConfig, FsError, StagingSlot, lock};
+use crate::store::{ObjectStore, StoreError};
+
+/// Staging files to adopt: ino -> (path, whole content).
+pub type Adoptions = BTreeMap<u64, (PathBuf, bool)>;
+
+impl Fs {
+    /// A filesystem whose every change is recorded in `journal`, starting
+    /// from the `restored` tables (empty ones for a first start). Call
+    /// [`Fs::adopt`] with the returned staging files before serving.
+    pub fn with_journal(
+        store: Arc<dyn ObjectStore>,
+        config: FsConfig,
+        journal: Arc<dyn JournalSink>,
+        restored: Restored,
+    ) -> Result<(Self, Adoptions), FsError> {
+        let mut fs = Self::new(store, config)?;
+        let Restored {
+            mut inodes,
+            mut handles,
+            stagings,
+            answers: _,
+        } = restored;
+        inodes.set_journal(journal.clone());
+        handles.set_journal(journal.clone());
+        fs.inodes = Mutex::new(inodes);
+        fs.handles = Mutex::new(handles);
+        fs.journal = Some(journal);
+        Ok((fs, stagings))
+    }
+
+    /// Take over the staging files of open writers and list open
+    /// directories again. A staging file that vanished is logged and
+    /// skipped: its writer's next write fails with EIO rather than
+    /// uploading a partial file.
+    pub async fn adopt(&self, stagings: Adoptions) -> Result<(), FsError> {
+        let handles = lock(&self.handles).records();
+        for (ino, (path, loaded)) in stagings {
+            let writers = handles
+                .iter()
+                .filter(|h| h.ino == ino && Self::is_writer(h))
+                .count();
+            let Ok(rec) = self.node(ino) else {
+                warn!(ino, path = %path.display(), "staging file of an unknown node; left on disk");
+                continue;
+            };
+            let key = self.keys.object(&rec.path);
+            let base = match self.store.head(&key).await {
+                Ok(meta) => NodeInfo::from_object(&meta),
+                Err(StoreError::NotFound { .. }) => NodeInfo::listed_file(0, "", None),
+                Err(e) => return Err(FsError::store(format!("head {key}"), e)),
+            };
+            let staging = match Staging::adopt(&path, ino, base, loaded) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    warn!(ino, path = %path.display(), error = %e, "cannot adopt a staging file");
+                    continue;
+                }
+            };
+            if let Some(j) = &self.journal {
+                staging.set_journal(j.clone());
+            }
+            info!(
+                ino,
+                key,
+                writers,
+                loaded,
+                size = staging.size(),
+                "adopted an open writer's staging file"
+            );
+            lock(&self.stagings).insert(ino, StagingSlot { staging, writers });
+        }
+        for h in handles {
+            if matches!(h.kind, HandleKind::Dir(_)) {
+                match self.list_dir(h.ino).await {
+                    Ok(snapshot) => lock(&self.handles).set_snapshot(h.fh, snapshot),
+                    Err(e) => {
+                        warn!(fh = h.fh, ino = h.ino, error = %e, "cannot list an open directory again")
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,184 @@
+//! From a mount request to the parts of a mount: the preflight check, the
+//! credentials, the store client, the filesystem settings and the kernel
+//! mount options. The supervisor runs the check and resolves credentials
+//! once; each worker builds its client and filesystem from the same request.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::fusedev::MountSpec;
+use crate::check::{self, CheckArgs, Plan, SignatureArg};
+use crate::fs::FsConfig;
+use crate::mount::MountRequest;
+use crate::store::credentials::{
+    CredentialOptions, CredentialProvider, Credentials, EnvLookup, resolve,
+};
+use crate::store::retry::RetryConfig;
+use crate::store::{ObjectStore, Provider, RestClient};
+
+/// Why a mount could not start or a worker could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("no endpoint: give it with --url URL or -o url=URL")]
+    NoEndpoint,
+    #[error("{0}")]
+    Usage(String),
+    #[error("the bucket check failed:\n{0}")]
+    Preflight(String),
+    #[error("{0}")]
+    Setup(String),
+    #[error("cannot mount at {path}: {source}")]
+    Mount {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The `check` arguments equivalent to this mount, so the mount runs
+/// exactly the diagnosis `ossfs-rs check` prints.
+pub fn check_args(req: &MountRequest) -> Result<CheckArgs, ServeError> {
+    let o = &req.options;
+    let url = o.url.clone().ok_or(ServeError::NoEndpoint)?;
+    let provider = match &o.provider {
+        Some(p) => Some(
+            p.parse::<Provider>()
+                .map_err(|e| ServeError::Usage(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let signature = match o.signature.as_deref() {
+        None => None,
+        Some("v1" | "sigv1") => Some(SignatureArg::V1),
+        Some("v4" | "sigv4") => Some(SignatureArg::V4),
+        Some(other) => {
+            return Err(ServeError::Usage(format!(
+                "signature={other:?}: use v1 or v4"
+            )));
+        }
+    };
+    Ok(CheckArgs {
+        target: format!("{}:/{}", req.source.bucket, req.source.prefix),
+        url,
+        provider,
+        region: o.region.clone(),
+        passwd_file: o.passwd_file.clone(),
+        sts_dir: o.sts_dir.clone(),
+        path_style: o.path_style,
+        ca_bundle: o.ca_bundle.clone(),
+        signature,
+        connect_timeout: 10,
+    })
+}
+
+/// Preflight: the same steps as `ossfs-rs check`, so a wrong key, a
+/// missing bucket or a closed port fails before any mount.
+pub fn preflight(req: &MountRequest, runtime: &tokio::runtime::Runtime) -> Result<(), ServeError> {
+    let args = check_args(req)?;
+    let mut report = Vec::new();
+    match runtime.block_on(check::check(&args, EnvLookup::process(), &mut report)) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ServeError::Preflight(
+            String::from_utf8_lossy(&report).into_owned(),
+        )),
+        Err(e) => Err(ServeError::Usage(e.to_string())),
+    }
+}
+
+fn credential_options(req: &MountRequest, plan: &Plan) -> CredentialOptions {
+    let mut opts = CredentialOptions::new(plan.provider, plan.bucket.clone());
+    opts.passwd_file = req.options.passwd_file.clone();
+    opts.sts_dir = req.options.sts_dir.clone();
+    opts
+}
+
+/// Credentials a supervisor hands each worker: the keys when they were
+/// read once (passwd file, environment), so the file may be removed after
+/// the mount (the CSI plugin does); `None` for an STS directory, which
+/// every worker re-reads as the token rotates.
+pub fn handoff_credentials(
+    req: &MountRequest,
+) -> Result<Option<(Credentials, String)>, ServeError> {
+    if req.options.sts_dir.is_some() {
+        return Ok(None);
+    }
+    let args = check_args(req)?;
+    let plan = Plan::from_args(&args).map_err(|e| ServeError::Usage(e.to_string()))?;
+    let provider =
+        resolve(&credential_options(req, &plan)).map_err(|e| ServeError::Setup(e.to_string()))?;
+    let creds = provider
+        .credentials()
+        .map_err(|e| ServeError::Setup(e.to_string()))?;
+    Ok(Some((creds, provider.source())))
+}
+
+/// The store client of a worker, with `creds` when the supervisor handed
+/// them over.
+pub fn store(
+    req: &MountRequest,
+    creds: Option<(Credentials, String)>,
+) -> Result<Arc<dyn ObjectStore>, ServeError> {
+    let args = check_args(req)?;
+    let plan = Plan::from_args(&args).map_err(|e| ServeError::Usage(e.to_string()))?;
+    let mut config = plan.client_config(&args);
+    config.read_timeout = Duration::from_secs(30);
+    config.retry = RetryConfig::default();
+    let mut opts = credential_options(req, &plan);
+    if let Some((keys, label)) = creds {
+        opts.static_keys = Some(keys);
+        opts.static_label = label;
+    }
+    let credentials: Arc<dyn CredentialProvider> =
+        resolve(&opts).map_err(|e| ServeError::Setup(e.to_string()))?;
+    let client =
+        RestClient::new(config, credentials).map_err(|e| ServeError::Setup(e.to_string()))?;
+    Ok(Arc::new(client))
+}
+
+/// The filesystem settings of `req`, staging files under `staging_dir`.
+pub fn fs_config(req: &MountRequest, staging_dir: &Path) -> FsConfig {
+    let o = &req.options;
+    let mut c = FsConfig {
+        prefix: req.source.prefix.clone(),
+        ..FsConfig::default()
+    };
+    c.uid = o.uid;
+    c.gid = o.gid;
+    c.umask = o.umask.unwrap_or(0);
+    c.read_only = o.read_only;
+    c.stat_cache_ttl = o.stat_cache_expire;
+    c.stat_cache_size = o.max_stat_cache_size;
+    c.negative_cache = o.negative_cache;
+    c.mp_umask = o.mp_umask;
+    c.multipart_size = o.multipart_size;
+    c.parallel_count = o.parallel_count;
+    c.staging_dir = staging_dir.to_path_buf();
+    c
+}
+
+/// The kernel mount of `req`.
+pub fn mount_spec(req: &MountRequest) -> MountSpec {
+    MountSpec {
+        fsname: format!("{}:/{}", req.source.bucket, req.source.prefix),
+        subtype: "ossfs-rs".to_string(),
+        read_only: req.options.read_only,
+        allow_other: req.options.allow_other,
+        default_permissions: req.options.default_permissions,
+        max_read: crate::fuse::MAX_WRITE,
+    }
+}
+
+/// Logs go to stderr, which becomes the log file once detached; colour
+/// only while that is a terminal.
+pub fn init_logging(filter: &str, may_colour: bool) {
+    use std::io::IsTerminal;
+    let filter = std::env::var("OSSFS_LOG").unwrap_or_else(|_| filter.to_string());
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(may_colour && std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,187 @@
+//! The state directory of a mount: everything a replacement worker or
+//! supervisor needs, in one place per mount point.
+//!
+//! `<runtime>/<id>/` where `<runtime>` is `/run/ossfs-rs` for root,
+//! `$XDG_RUNTIME_DIR/ossfs-rs` or `/tmp/ossfs-rs-<uid>` otherwise
+//! (`OSSFS_RS_RUNTIME_DIR` overrides it), and `<id>` is derived from the
+//! canonical mount point. The directory is 0700; it holds the mount's
+//! command line (no secrets: a passwd file is named, never read into it),
+//! the kernel's INIT request, the journal, the in-flight table, the
+//! staging files of open writers, the control socket, and two small JSON
+//! files describing the supervisor and the worker for `ossfs-rs status`.
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the state directories of this user's mounts live.
+pub fn runtime_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("OSSFS_RS_RUNTIME_DIR") {
+        return PathBuf::from(dir);
+    }
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if uid == 0 {
+        return PathBuf::from("/run/ossfs-rs");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) => PathBuf::from(dir).join("ossfs-rs"),
+        None => std::env::temp_dir().join(format!("ossfs-rs-{uid}")),
+    }
+}
+
+/// The state directory of the mount at `mountpoint` (canonical path).
+pub fn state_dir_for(mountpoint: &Path) -> PathBuf {
+    // FNV-1a: stable across versions (std's hasher is not guaranteed to be).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in mountpoint.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let tail: String = mountpoint
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(32)
+        .collect();
+    runtime_dir().join(format!("{h:016x}-{tail}"))
+}
+
+/// Create `dir` (and its parents) with mode 0700.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// The files of one state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    pub dir: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+    pub fn args(&self) -> PathBuf {
+        self.dir.join("args.json")
+    }
+    pub fn init(&self) -> PathBuf {
+        self.dir.join("init")
+    }
+    pub fn journal(&self) -> PathBuf {
+        self.dir.join("journal")
+    }
+    pub fn inflight(&self) -> PathBuf {
+        self.dir.join("inflight")
+    }
+    pub fn control(&self) -> PathBuf {
+        self.dir.join("control.sock")
+    }
+    pub fn supervisor(&self) -> PathBuf {
+        self.dir.join("supervisor.json")
+    }
+    pub fn worker(&self) -> PathBuf {
+        self.dir.join("worker.json")
+    }
+    /// Default staging directory (when `-o tmpdir` is not given).
+    pub fn staging(&self) -> PathBuf {
+        self.dir.join("staging")
+    }
+
+    /// Write `value` as JSON to `path` atomically, mode 0600.
+    pub fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        let data = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &data))?;
+        std::fs::rename(&tmp, path)
+    }
+
+    /// Read a JSON file of this directory.
+    pub fn read_json<T: for<'de> Deserialize<'de>>(&self, path: &Path) -> io::Result<T> {
+        let data = std::fs::read(path)?;
+        serde_json::from_slice(&data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// Write a private file (INIT request).
+    pub fn write_private(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, data))
+    }
+}
+
+/// What the supervisor tells `status`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SupervisorInfo {
+    pub mountpoint: PathBuf,
+    /// `bucket:/prefix`.
+    pub source: String,
+    pub endpoint: String,
+    pub pid: u32,
+    pub version: String,
+    pub binary: PathBuf,
+    /// Seconds since the epoch when the mount was made.
+    pub mounted_at: u64,
+    /// When this supervisor process started.
+    pub started_at: u64,
+    pub worker_pid: u32,
+    pub worker_binary: PathBuf,
+    pub worker_restarts: u64,
+    pub last_restart_reason: Option<String>,
+    pub upgrades: u64,
+    /// Whether the kernel can resend requests (FUSE_HAS_RESEND).
+    pub kernel_resend: bool,
+    pub kernel_protocol: String,
+}
+
+/// What a worker tells `status` (rewritten every few seconds).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    pub pid: u32,
+    pub version: String,
+    pub binary: PathBuf,
+    pub started_at: u64,
+    pub requests_in_flight: usize,
+    pub inodes: usize,
+    pub open_handles: usize,
+    pub open_writers: usize,
+    pub journal_bytes: u64,
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_dirs_are_stable_and_distinct() {
+        let a = state_dir_for(Path::new("/mnt/data"));
+        assert_eq!(a, state_dir_for(Path::new("/mnt/data")));
+        assert_ne!(a, state_dir_for(Path::new("/mnt/data2")));
+        assert!(a.to_string_lossy().ends_with("-data"));
+    }
+}
