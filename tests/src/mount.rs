@@ -475,6 +475,45 @@ impl Mount {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
+    /// This mount's entry of `ossfs-rs status --json` (supervisor and
+    /// worker pids, restarts, binaries).
+    pub fn status(&self) -> serde_json::Value {
+        let out = run_ossfs(
+            &self.bin,
+            &[
+                "status".into(),
+                self.mountpoint.clone().into(),
+                "--json".into(),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "ossfs-rs status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("ossfs-rs status --json printed bad JSON: {e}"));
+        rows.get(0).cloned().unwrap_or_default()
+    }
+
+    /// The pid of the worker serving the mount now.
+    pub fn worker_pid(&self) -> i32 {
+        self.status()["supervisor"]["worker_pid"]
+            .as_i64()
+            .unwrap_or(0) as i32
+    }
+
+    /// The pid of the supervisor now.
+    pub fn supervisor_pid(&self) -> i32 {
+        self.status()["supervisor"]["pid"].as_i64().unwrap_or(0) as i32
+    }
+
+    /// The supervisor was replaced (a test killed it): wait for `pid` at
+    /// unmount instead.
+    pub fn track_supervisor(&mut self, pid: i32) {
+        self.daemon = Some(pid);
+    }
+
     /// Whether the daemon is mounted (as far as this guard knows).
     pub fn is_live(&self) -> bool {
         self.daemon.is_some()

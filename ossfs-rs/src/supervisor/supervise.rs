@@ -38,8 +38,12 @@ use crate::store::credentials::Credentials;
 
 /// How long a new worker may take to report ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// A worker that lived less than this counts as dying young (backoff).
-const YOUNG: Duration = Duration::from_secs(2);
+/// A worker that lived less than this counts as dying young.
+const YOUNG: Duration = Duration::from_secs(1);
+/// Young deaths in a row before restarts are delayed: a worker killed by
+/// an operator (or the OOM killer) now and then is replaced at once; only
+/// a crash loop backs off.
+const CRASH_LOOP: u32 = 3;
 /// Longest wait between restarts of a worker that keeps dying.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -89,6 +93,8 @@ pub struct Supervisor {
     state: StateDir,
     fuse: OwnedFd,
     mountpoint: PathBuf,
+    /// `-o logfile`: workers write their logs there directly.
+    logfile: Option<PathBuf>,
     creds: Creds,
     info: Mutex<SupervisorInfo>,
     worker_pid: Mutex<u32>,
@@ -167,6 +173,7 @@ pub fn run_mount(req: MountRequest, argv: &[OsString]) -> Result<(), ServeError>
         state,
         fuse,
         req.mountpoint.clone(),
+        req.options.logfile.clone(),
         creds,
         info,
         binary,
@@ -241,6 +248,7 @@ pub fn run_adopt(args: SuperviseArgs) -> std::process::ExitCode {
         state,
         fuse,
         req.mountpoint.clone(),
+        req.options.logfile.clone(),
         creds,
         info,
         worker_binary,
@@ -376,6 +384,7 @@ impl Supervisor {
         state: StateDir,
         fuse: OwnedFd,
         mountpoint: PathBuf,
+        logfile: Option<PathBuf>,
         creds: Creds,
         info: SupervisorInfo,
         worker_binary: PathBuf,
@@ -384,6 +393,7 @@ impl Supervisor {
             state,
             fuse,
             mountpoint,
+            logfile,
             creds,
             info: Mutex::new(info),
             worker_pid: Mutex::new(0),
@@ -430,10 +440,40 @@ impl Supervisor {
         if first {
             cmd.arg("--first");
         }
+        // Never the caller's pipes: stdout is nothing, and the log goes to
+        // the log file, or through us (our stderr follows our detaching).
+        cmd.stdout(Stdio::null());
+        let relay = match self.logfile.as_ref().map(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+        }) {
+            Some(Ok(f)) => {
+                cmd.stderr(Stdio::from(f));
+                false
+            }
+            _ => {
+                cmd.stderr(Stdio::piped());
+                true
+            }
+        };
         let started = Instant::now();
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        if relay && let Some(err) = child.stderr.take() {
+            let _ = std::thread::Builder::new()
+                .name("ossfs-worker-log".into())
+                .spawn(move || {
+                    let mut lines = BufReader::new(err);
+                    let mut line = Vec::new();
+                    while matches!(lines.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                        let _ = std::io::stderr().write_all(&line);
+                        line.clear();
+                    }
+                });
+        }
         drop(creds);
         drop(ready_write);
         let (tx, rx) = mpsc::channel();
@@ -545,9 +585,8 @@ impl Supervisor {
                 }
                 self.save_info();
                 error!(worker = pid, cause = %what, lived_s = lived.as_secs_f64(), "worker died; starting a new one on the same connection");
-                if young_deaths > 0 {
-                    let delay =
-                        Duration::from_millis(50u64 << young_deaths.min(8)).min(MAX_BACKOFF);
+                if young_deaths >= CRASH_LOOP {
+                    let delay = backoff(young_deaths);
                     warn!(
                         delay_ms = delay.as_millis() as u64,
                         young_deaths, "worker keeps dying young; backing off"
@@ -561,8 +600,7 @@ impl Supervisor {
                     Ok(w) => break w,
                     Err(e) => {
                         young_deaths += 1;
-                        let delay =
-                            Duration::from_millis(50u64 << young_deaths.min(8)).min(MAX_BACKOFF);
+                        let delay = backoff(young_deaths);
                         error!(error = %e, delay_ms = delay.as_millis() as u64, "cannot start a worker; retrying");
                         {
                             let mut info = lock(&self.info);
@@ -677,6 +715,12 @@ impl Supervisor {
         let err = cmd.exec();
         format!("cannot exec {}: {err}", binary.display())
     }
+}
+
+/// The wait before restarting a worker after `young_deaths` quick deaths
+/// in a row: 100 ms doubling up to [`MAX_BACKOFF`].
+fn backoff(young_deaths: u32) -> Duration {
+    Duration::from_millis(50u64 << young_deaths.clamp(1, 10)).min(MAX_BACKOFF)
 }
 
 /// Block until process `pid` (not our child) has exited.

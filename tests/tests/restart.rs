@@ -1,0 +1,658 @@
+//! Supervised restart, end to end: real mounts of Garage, real `kill -9`.
+//!
+//! Each test kills the worker (or the supervisor) of a live mount while
+//! something uses it, and checks that the users saw nothing: no error, no
+//! lost or duplicated file, the bytes they wrote. Restart times are
+//! printed (`restart-to-serving`), not asserted: timing targets belong to
+//! `bench/` (machines are noisy).
+//!
+//! **Needs root and `/dev/fuse`** (CI runs as root), and `unshare` for the
+//! mount-namespace test.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use e2e::fault_proxy::{Fault, FaultProxy};
+use e2e::mount::{Bucket, Mount, errno_name, shared_garage};
+use ossfs_rs::store::{CompletedPart, PutOptions};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+/// How long a replaced worker may take before the test gives up on it
+/// (a hang, not a slow restart: restart time is measured, not asserted).
+const RESTART_LIMIT: Duration = Duration::from_secs(30);
+
+fn kill9(pid: i32) {
+    assert!(pid > 0, "no pid to kill");
+    // SAFETY: kill with a pid and a signal number.
+    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(rc, 0, "kill -9 {pid}: {}", std::io::Error::last_os_error());
+}
+
+/// Kill the mount's worker and wait until a new one serves; returns the
+/// time from the kill to the first answered `stat` through the new worker.
+fn kill_worker(m: &Mount) -> Duration {
+    let old = m.worker_pid();
+    kill9(old);
+    let killed = Instant::now();
+    loop {
+        let now = m.worker_pid();
+        if now != old && now != 0 && fs::metadata(m.path()).is_ok() {
+            return killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < RESTART_LIMIT,
+            "no new worker {RESTART_LIMIT:?} after killing {old}\n{}",
+            m.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn report(name: &str, times: &[Duration]) {
+    let mut ms: Vec<u128> = times.iter().map(|t| t.as_millis()).collect();
+    ms.sort();
+    if let (Some(max), Some(median)) = (ms.last(), ms.get(ms.len() / 2)) {
+        eprintln!(
+            "restart-to-serving ({name}): {} kills, median {median} ms, max {max} ms",
+            ms.len()
+        );
+    }
+}
+
+fn pause(min_ms: u64, max_ms: u64) {
+    let ms = rand::rng().random_range(min_ms..max_ms);
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so content is checkable.
+fn fill(buf: &mut [u8], seed: u64) {
+    let mut x = seed | 1;
+    for chunk in buf.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let b = x.to_le_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
+    }
+}
+
+/// Put `mib` MiB at `key` with a multipart upload; returns its sha256.
+fn put_large(bucket: &Bucket, key: &str, mib: usize) -> String {
+    const PART: usize = 8 << 20;
+    let store = bucket.store();
+    let upload = bucket
+        .block_on(store.create_multipart(key, &PutOptions::default()))
+        .unwrap_or_else(|e| panic!("create multipart {key}: {e}"));
+    let mut hash = Sha256::new();
+    let mut parts = Vec::new();
+    let total = mib << 20;
+    let mut done = 0;
+    let mut n = 1u32;
+    while done < total {
+        let len = PART.min(total - done);
+        let mut buf = vec![0u8; len];
+        fill(&mut buf, n as u64 * 7919);
+        hash.update(&buf);
+        let etag = bucket
+            .block_on(store.upload_part(key, &upload, n, Bytes::from(buf)))
+            .unwrap_or_else(|e| panic!("upload part {n} of {key}: {e}"));
+        parts.push(CompletedPart {
+            part_number: n,
+            etag,
+        });
+        done += len;
+        n += 1;
+    }
+    bucket
+        .block_on(store.complete_multipart(key, &upload, &parts))
+        .unwrap_or_else(|e| panic!("complete {key}: {e}"));
+    hex::encode(hash.finalize())
+}
+
+fn object_sha256(bucket: &Bucket, key: &str) -> (u64, String) {
+    use futures::StreamExt;
+    bucket.block_on(async {
+        let obj = bucket
+            .store()
+            .get(key, None)
+            .await
+            .unwrap_or_else(|e| panic!("get {key}: {e}"));
+        let mut body = obj.body;
+        let mut hash = Sha256::new();
+        let mut len = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.unwrap_or_else(|e| panic!("read {key}: {e}"));
+            len += chunk.len() as u64;
+            hash.update(&chunk);
+        }
+        (len, hex::encode(hash.finalize()))
+    })
+}
+
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+    }
+    Ok(hex::encode(hash.finalize()))
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[test]
+fn a_large_read_survives_twenty_worker_kills() {
+    let m = Mount::new("restart-read");
+    let bucket = Bucket::garage();
+    let mib = env_usize("RESTART_READ_MIB", 1024);
+    let digest = put_large(&bucket, &format!("{}big", m.prefix()), mib);
+    let path = m.join("big");
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let mut passes = Vec::new();
+            loop {
+                passes.push(file_sha256(&path).map_err(|e| e.to_string()));
+                if stop.load(Ordering::Acquire) {
+                    return passes;
+                }
+            }
+        })
+    };
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        pause(1000, 1600);
+        times.push(kill_worker(&m));
+    }
+    stop.store(true, Ordering::Release);
+    let passes = reader.join().unwrap_or_default();
+    report("1 GiB read", &times);
+    assert!(!passes.is_empty());
+    for (i, p) in passes.iter().enumerate() {
+        match p {
+            Ok(d) => assert_eq!(d, &digest, "pass {i} read other bytes"),
+            Err(e) => panic!("pass {i} of the read failed: {e}\n{}", m.log_tail()),
+        }
+    }
+    eprintln!("{} full reads of {mib} MiB, all matching", passes.len());
+}
+
+/// One thread's work: create, stat, readdir, rename, unlink (every
+/// other), logging what it did; stops at the first error.
+fn metadata_worker(dir: PathBuf, stop: Arc<AtomicBool>) -> Result<BTreeSet<String>, String> {
+    fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    let mut expected = BTreeSet::new();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Acquire) {
+        let f = dir.join(format!("f{n}"));
+        let g = dir.join(format!("g{n}"));
+        let fail = |op: &str, e: std::io::Error| {
+            format!(
+                "{op} #{n} in {}: {e} ({})",
+                dir.display(),
+                errno_name(e.raw_os_error().unwrap_or(0))
+            )
+        };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&f)
+            .map_err(|e| fail("create", e))?;
+        file.write_all(format!("{n}").as_bytes())
+            .map_err(|e| fail("write", e))?;
+        drop(file);
+        fs::metadata(&f).map_err(|e| fail("stat", e))?;
+        fs::read_dir(&dir)
+            .map_err(|e| fail("readdir", e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| fail("readdir entry", e))?;
+        fs::rename(&f, &g).map_err(|e| fail("rename", e))?;
+        if n % 2 == 0 {
+            fs::remove_file(&g).map_err(|e| fail("unlink", e))?;
+        } else {
+            expected.insert(format!("g{n}"));
+        }
+        n += 1;
+    }
+    Ok(expected)
+}
+
+#[test]
+fn metadata_calls_from_four_threads_survive_worker_kills() {
+    let m = Mount::new("restart-meta");
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..4)
+        .map(|i| {
+            let dir = m.join(format!("t{i}"));
+            let stop = stop.clone();
+            std::thread::spawn(move || metadata_worker(dir, stop))
+        })
+        .collect();
+    let mut times = Vec::new();
+    for _ in 0..6 {
+        pause(1000, 1600);
+        times.push(kill_worker(&m));
+    }
+    stop.store(true, Ordering::Release);
+    report("metadata", &times);
+    for (i, t) in threads.into_iter().enumerate() {
+        let expected = match t.join() {
+            Ok(Ok(e)) => e,
+            Ok(Err(e)) => panic!("thread {i}: {e}\n{}", m.log_tail()),
+            Err(_) => panic!("thread {i} panicked"),
+        };
+        let dir = m.join(format!("t{i}"));
+        let found: BTreeSet<String> = fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("readdir {}: {e}", dir.display()))
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("readdir {}: {e}", dir.display()));
+        assert_eq!(found, expected, "thread {i}: files lost or left over");
+        assert!(!expected.is_empty(), "thread {i} did no work");
+    }
+}
+
+#[test]
+fn an_open_writer_survives_two_worker_kills() {
+    let m = Mount::new("restart-write");
+    let bucket = Bucket::garage();
+    // A file closed before the kills must stay intact.
+    fs::write(m.join("before"), b"closed before the kill").unwrap_or_else(|e| panic!("{e}"));
+    let mib = env_usize("RESTART_WRITE_MIB", 200);
+    let path = m.join("stream");
+    let writer = std::thread::spawn(move || -> Result<String, String> {
+        let mut f = File::create(&path).map_err(|e| format!("create: {e}"))?;
+        let mut hash = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        for i in 0..mib {
+            fill(&mut buf, i as u64 + 1);
+            f.write_all(&buf)
+                .map_err(|e| format!("write of MiB {i}: {e}"))?;
+            hash.update(&buf);
+            std::thread::sleep(Duration::from_millis(15));
+        }
+        f.sync_all().map_err(|e| format!("fsync: {e}"))?;
+        drop(f);
+        Ok(hex::encode(hash.finalize()))
+    });
+    let mut times = Vec::new();
+    for _ in 0..2 {
+        pause(1000, 1500);
+        times.push(kill_worker(&m));
+    }
+    let digest = match writer.join() {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => panic!("the writer failed: {e}\n{}", m.log_tail()),
+        Err(_) => panic!("the writer panicked"),
+    };
+    report("writer", &times);
+    let (len, got) = object_sha256(&bucket, &format!("{}stream", m.prefix()));
+    assert_eq!(len, (mib as u64) << 20, "object size");
+    assert_eq!(got, digest, "the object does not hold the bytes written");
+    assert_eq!(
+        fs::read(m.join("before")).unwrap_or_default(),
+        b"closed before the kill"
+    );
+}
+
+#[test]
+fn a_reader_in_another_mount_namespace_keeps_reading() {
+    let m = Mount::new("restart-ns");
+    let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut data = vec![0u8; 4 << 20];
+    fill(&mut data, 42);
+    let reference = work.path().join("ref");
+    fs::write(&reference, &data).unwrap_or_else(|e| panic!("{e}"));
+    fs::write(m.join("f"), &data).unwrap_or_else(|e| panic!("{e}"));
+    let bind = work.path().join("bind");
+    let stop = work.path().join("stop");
+    fs::create_dir(&bind).unwrap_or_else(|e| panic!("{e}"));
+    // The way a pod sees a volume: its own mount namespace, a bind mount.
+    let script = format!(
+        "set -e; mount --bind {mnt} {bind}; n=0; \
+         while [ ! -e {stop} ]; do cmp {bind}/f {reference}; n=$((n+1)); done; echo $n",
+        mnt = m.path().display(),
+        bind = bind.display(),
+        stop = stop.display(),
+        reference = reference.display()
+    );
+    let child = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run unshare: {e}"));
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        pause(1000, 1500);
+        times.push(kill_worker(&m));
+    }
+    pause(500, 600);
+    fs::write(&stop, b"").unwrap_or_else(|e| panic!("{e}"));
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("unshare: {e}"));
+    report("namespace reader", &times);
+    assert!(
+        out.status.success(),
+        "the reader in another mount namespace failed ({}): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        m.log_tail()
+    );
+    let reads: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(reads > 0, "the reader read nothing");
+    eprintln!("namespace reader: {reads} full reads across 3 kills");
+}
+
+#[test]
+fn a_killed_supervisor_is_replaced_and_then_the_worker_too() {
+    let mut m = Mount::new("restart-sup");
+    fs::write(m.join("a"), b"alpha").unwrap_or_else(|e| panic!("{e}"));
+    let sup = m.supervisor_pid();
+    let worker = m.worker_pid();
+    kill9(sup);
+    let killed = Instant::now();
+    let new_sup = loop {
+        let now = m.supervisor_pid();
+        if now != sup && now != 0 {
+            break now;
+        }
+        assert!(
+            killed.elapsed() < RESTART_LIMIT,
+            "no new supervisor\n{}",
+            m.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    m.track_supervisor(new_sup);
+    assert_eq!(m.worker_pid(), worker, "the worker must keep serving");
+    assert_eq!(fs::read(m.join("a")).unwrap_or_default(), b"alpha");
+    let t = kill_worker(&m);
+    report("after a new supervisor", &[t]);
+    assert_eq!(fs::read(m.join("a")).unwrap_or_default(), b"alpha");
+    fs::write(m.join("b"), b"beta").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fs::read(m.join("b")).unwrap_or_default(), b"beta");
+    let status = m.status();
+    assert!(
+        status["supervisor"]["worker_restarts"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    );
+}
+
+#[test]
+fn three_live_upgrades_under_load_lose_nothing() {
+    let m = Mount::new("restart-upgrade");
+    let mut data = vec![0u8; 32 << 20];
+    fill(&mut data, 7);
+    fs::write(m.join("data"), &data).unwrap_or_else(|e| panic!("{e}"));
+    let data = Arc::new(data);
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut load = Vec::new();
+    {
+        // Sequential reads.
+        let (path, data, stop, errors) =
+            (m.join("data"), data.clone(), stop.clone(), errors.clone());
+        load.push(std::thread::spawn(move || {
+            while !stop.load(Ordering::Acquire) {
+                match fs::read(&path) {
+                    Ok(d) if d == *data => {}
+                    Ok(_) => errors
+                        .lock()
+                        .map(|mut e| e.push("sequential read: wrong bytes".into()))
+                        .unwrap_or(()),
+                    Err(e) => errors
+                        .lock()
+                        .map(|mut v| v.push(format!("sequential read: {e}")))
+                        .unwrap_or(()),
+                }
+            }
+        }));
+    }
+    {
+        // Random 4 KiB reads.
+        let (path, data, stop, errors) =
+            (m.join("data"), data.clone(), stop.clone(), errors.clone());
+        load.push(std::thread::spawn(move || {
+            let f = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    return errors
+                        .lock()
+                        .map(|mut v| v.push(format!("open: {e}")))
+                        .unwrap_or(());
+                }
+            };
+            let mut buf = vec![0u8; 4096];
+            while !stop.load(Ordering::Acquire) {
+                let off = rand::rng().random_range(0..(data.len() - 4096)) as u64;
+                match f.read_exact_at(&mut buf, off) {
+                    Ok(()) if buf[..] == data[off as usize..off as usize + 4096] => {}
+                    Ok(()) => errors
+                        .lock()
+                        .map(|mut v| v.push(format!("random read at {off}: wrong bytes")))
+                        .unwrap_or(()),
+                    Err(e) => errors
+                        .lock()
+                        .map(|mut v| v.push(format!("random read at {off}: {e}")))
+                        .unwrap_or(()),
+                }
+            }
+        }));
+    }
+    {
+        // A writer of 1 MiB files, each checked after close.
+        let (dir, stop, errors) = (m.join("w"), stop.clone(), errors.clone());
+        load.push(std::thread::spawn(move || {
+            if let Err(e) = fs::create_dir(&dir) {
+                return errors
+                    .lock()
+                    .map(|mut v| v.push(format!("mkdir: {e}")))
+                    .unwrap_or(());
+            }
+            let mut buf = vec![0u8; 1 << 20];
+            let mut n = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                fill(&mut buf, n + 100);
+                let p = dir.join(format!("w{n}"));
+                let r = fs::write(&p, &buf).and_then(|()| fs::read(&p));
+                match r {
+                    Ok(back) if back == buf => {}
+                    Ok(_) => errors
+                        .lock()
+                        .map(|mut v| v.push(format!("{}: wrong bytes", p.display())))
+                        .unwrap_or(()),
+                    Err(e) => errors
+                        .lock()
+                        .map(|mut v| v.push(format!("{}: {e}", p.display())))
+                        .unwrap_or(()),
+                }
+                n += 1;
+            }
+        }));
+    }
+    let bins = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for i in 1..=3 {
+        pause(1000, 1500);
+        let bin = bins.path().join(format!("ossfs-rs-v{i}"));
+        fs::copy(e2e::mount::ossfs_binary(), &bin).unwrap_or_else(|e| panic!("copy binary: {e}"));
+        let out = Command::new(e2e::mount::ossfs_binary())
+            .arg("upgrade")
+            .arg(m.path())
+            .arg("--binary")
+            .arg(&bin)
+            .output()
+            .unwrap_or_else(|e| panic!("ossfs-rs upgrade: {e}"));
+        assert!(
+            out.status.success(),
+            "upgrade {i} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            m.log_tail()
+        );
+        let status = m.status();
+        assert_eq!(
+            status["worker"]["binary"].as_str().map(PathBuf::from),
+            Some(bin.clone()),
+            "status must show the new binary after upgrade {i}: {status}"
+        );
+        assert_eq!(status["supervisor"]["upgrades"].as_u64(), Some(i));
+    }
+    pause(1000, 1200);
+    stop.store(true, Ordering::Release);
+    for t in load {
+        let _ = t.join();
+    }
+    let errors = errors.lock().map(|e| e.clone()).unwrap_or_default();
+    assert!(
+        errors.is_empty(),
+        "errors under upgrade: {errors:?}\n{}",
+        m.log_tail()
+    );
+}
+
+/// A proxy in front of Garage on a runtime of its own (its tasks live there).
+struct Proxy {
+    proxy: FaultProxy,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn proxy() -> Proxy {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let addr = shared_garage().s3_addr();
+    let proxy = rt
+        .block_on(FaultProxy::start(addr))
+        .unwrap_or_else(|e| panic!("proxy: {e}"));
+    Proxy { proxy, _rt: rt }
+}
+
+/// `stat` of a fresh object whose first request is held by the proxy,
+/// with the worker killed meanwhile: the result and how long it took.
+fn stat_held_request_across_a_kill(extra_option: Option<&str>) -> (std::io::Result<()>, Duration) {
+    let p = proxy();
+    let mut b = Mount::builder(shared_garage(), "restart-held")
+        .option(&format!("url={}", p.proxy.endpoint()));
+    if let Some(o) = extra_option {
+        b = b.option(o);
+    }
+    let m = b.mount();
+    let bucket = Bucket::garage();
+    bucket
+        .block_on(bucket.store().put(
+            &format!("{}held", m.prefix()),
+            Bytes::from_static(b"x"),
+            &PutOptions::default(),
+        ))
+        .unwrap_or_else(|e| panic!("put: {e}"));
+    p.proxy.fail_next(1, Fault::Delay(Duration::from_secs(8)));
+    let path = m.join("held");
+    let started = Instant::now();
+    let stat = std::thread::spawn(move || fs::metadata(&path).map(|_| ()));
+    std::thread::sleep(Duration::from_millis(1500));
+    kill_worker(&m);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stat.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the held request hangs after the kill"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let result = stat
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("panicked")));
+    let elapsed = started.elapsed();
+    p.proxy.clear_plan();
+    assert!(
+        fs::metadata(m.join("held")).is_ok(),
+        "the mount must serve again"
+    );
+    (result, elapsed)
+}
+
+#[test]
+fn a_request_in_flight_is_resent_to_the_new_worker() {
+    let (result, elapsed) = stat_held_request_across_a_kill(None);
+    eprintln!("resent request answered after {elapsed:?}");
+    assert!(result.is_ok(), "the resent stat failed: {result:?}");
+}
+
+#[test]
+fn without_resend_a_request_in_flight_fails_with_eio_not_a_hang() {
+    let (result, elapsed) = stat_held_request_across_a_kill(Some("test_no_resend"));
+    eprintln!("orphaned request answered after {elapsed:?}");
+    match result {
+        Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}"),
+        Ok(()) => panic!("with resend disabled the in-flight stat must fail with EIO"),
+    }
+}
+
+#[test]
+fn a_store_outage_fails_requests_and_the_mount_recovers() {
+    let p = proxy();
+    let m = Mount::builder(shared_garage(), "restart-outage")
+        .option(&format!("url={}", p.proxy.endpoint()))
+        .mount();
+    fs::write(m.join("before"), b"ok").unwrap_or_else(|e| panic!("{e}"));
+    let outage = Duration::from_secs(env_usize("OUTAGE_SECS", 30) as u64);
+    p.proxy.fail_next(usize::MAX / 2, Fault::Reset);
+    let began = Instant::now();
+    let mut failures = 0;
+    let mut n = 0;
+    while began.elapsed() < outage {
+        let t = Instant::now();
+        // A name never seen, so no cache can answer.
+        let r = fs::metadata(m.join(format!("missing-{n}")));
+        n += 1;
+        let took = t.elapsed();
+        match r {
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => failures += 1,
+            other => panic!("during the outage: expected EIO, got {other:?}"),
+        }
+        assert!(
+            took < Duration::from_secs(60),
+            "a request hung for {took:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    p.proxy.clear_plan();
+    assert!(failures > 0);
+    assert!(e2e::mount::is_mounted(m.path()), "the mount must stay");
+    assert_eq!(fs::read(m.join("before")).unwrap_or_default(), b"ok");
+    fs::write(m.join("after"), b"back").unwrap_or_else(|e| panic!("after the outage: {e}"));
+    assert_eq!(
+        m.status()["supervisor"]["worker_restarts"].as_u64(),
+        Some(0),
+        "the daemon must not die"
+    );
+}
