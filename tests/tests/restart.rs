@@ -228,7 +228,7 @@ fn metadata_worker(dir: PathBuf, stop: Arc<AtomicBool>) -> Result<BTreeSet<Strin
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| fail("readdir entry", e))?;
         fs::rename(&f, &g).map_err(|e| fail("rename", e))?;
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             fs::remove_file(&g).map_err(|e| fail("unlink", e))?;
         } else {
             expected.insert(format!("g{n}"));
