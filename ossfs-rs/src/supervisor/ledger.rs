@@ -68,20 +68,30 @@ impl Ledger {
     /// caller must then neither serve nor answer it (the next worker will).
     pub fn begin(self: &Arc<Self>, unique: u64) -> Option<Ticket> {
         if self.draining.load(Ordering::Acquire) {
-            return None;
+            return self.refuse(unique);
         }
         self.running.fetch_add(1, Ordering::AcqRel);
         // Checked again: a drain that started in between must see either
         // this request counted or refused, never neither.
         if self.draining.load(Ordering::Acquire) {
             self.running.fetch_sub(1, Ordering::AcqRel);
-            return None;
+            return self.refuse(unique);
         }
         let slot = self.inflight.as_ref().and_then(|t| t.enter(unique));
         Some(Ticket {
             ledger: self.clone(),
             slot,
         })
+    }
+
+    /// A request refused while draining stays in the in-flight table (its
+    /// slot is never cleared), so that on a kernel without resend the next
+    /// worker ends it with EIO instead of leaving it unanswered forever.
+    fn refuse(&self, unique: u64) -> Option<Ticket> {
+        if let Some(t) = &self.inflight {
+            t.enter(unique);
+        }
+        None
     }
 
     /// Stop taking requests; those in flight still finish.

@@ -157,6 +157,22 @@ pub fn fs_config(req: &MountRequest, staging_dir: &Path) -> FsConfig {
     c
 }
 
+/// Where the staging files of `req`'s open writers live: under `-o tmpdir`
+/// or the system temp dir (on disk, not the state directory's tmpfs), in a
+/// directory named after the mount's state directory, so every worker of
+/// the mount finds the files of the one before.
+pub fn staging_dir(req: &MountRequest, state_dir: &Path) -> std::path::PathBuf {
+    let name = state_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    req.options
+        .tmpdir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("ossfs-rs-{name}"))
+}
+
 /// The kernel mount of `req`.
 pub fn mount_spec(req: &MountRequest) -> MountSpec {
     MountSpec {

@@ -7,7 +7,7 @@
 //! canonical mount point. The directory is 0700; it holds the mount's
 //! command line (no secrets: a passwd file is named, never read into it),
 //! the kernel's INIT request, the journal, the in-flight table, the
-//! staging files of open writers, the control socket, and two small JSON
+//! control socket, and two small JSON
 //! files describing the supervisor and the worker for `ossfs-rs status`.
 
 use std::io;
@@ -89,10 +89,6 @@ impl StateDir {
     }
     pub fn worker(&self) -> PathBuf {
         self.dir.join("worker.json")
-    }
-    /// Default staging directory (when `-o tmpdir` is not given).
-    pub fn staging(&self) -> PathBuf {
-        self.dir.join("staging")
     }
 
     /// Write `value` as JSON to `path` atomically, mode 0600.

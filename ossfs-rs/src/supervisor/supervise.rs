@@ -95,6 +95,8 @@ pub struct Supervisor {
     mountpoint: PathBuf,
     /// `-o logfile`: workers write their logs there directly.
     logfile: Option<PathBuf>,
+    /// Where the workers' staging files live.
+    staging: PathBuf,
     creds: Creds,
     info: Mutex<SupervisorInfo>,
     worker_pid: Mutex<u32>,
@@ -126,6 +128,7 @@ pub fn run_mount(req: MountRequest, argv: &[OsString]) -> Result<(), ServeError>
     let creds = setup::handoff_credentials(&req)?;
 
     let state = StateDir::new(state::state_dir_for(&req.mountpoint));
+    let staging = setup::staging_dir(&req, &state.dir);
     prepare_state_dir(&state)?;
     let args: Vec<String> = argv
         .iter()
@@ -174,6 +177,7 @@ pub fn run_mount(req: MountRequest, argv: &[OsString]) -> Result<(), ServeError>
         fuse,
         req.mountpoint.clone(),
         req.options.logfile.clone(),
+        staging,
         creds,
         info,
         binary,
@@ -249,6 +253,7 @@ pub fn run_adopt(args: SuperviseArgs) -> std::process::ExitCode {
         fuse,
         req.mountpoint.clone(),
         req.options.logfile.clone(),
+        setup::staging_dir(&req, &args.state_dir),
         creds,
         info,
         worker_binary,
@@ -385,6 +390,7 @@ impl Supervisor {
         fuse: OwnedFd,
         mountpoint: PathBuf,
         logfile: Option<PathBuf>,
+        staging: PathBuf,
         creds: Creds,
         info: SupervisorInfo,
         worker_binary: PathBuf,
@@ -394,6 +400,7 @@ impl Supervisor {
             fuse,
             mountpoint,
             logfile,
+            staging,
             creds,
             info: Mutex::new(info),
             worker_pid: Mutex::new(0),
@@ -665,7 +672,7 @@ impl Supervisor {
         ] {
             let _ = std::fs::remove_file(f);
         }
-        let staging = self.state.staging();
+        let staging = self.staging.clone();
         if std::fs::remove_dir(&staging).is_err() && staging.exists() {
             warn!(dir = %staging.display(), "staging files were left (data that could not be uploaded); kept");
             return;
@@ -831,7 +838,7 @@ impl Handler for Supervisor {
         let requests_in_flight = InFlight::open(&self.state.inflight())
             .map(|t| t.count())
             .unwrap_or(0);
-        let staging_bytes = std::fs::read_dir(self.state.staging())
+        let staging_bytes = std::fs::read_dir(&self.staging)
             .map(|d| {
                 d.filter_map(|e| e.ok()?.metadata().ok())
                     .map(|m| m.len())

@@ -16,7 +16,7 @@
 
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -143,12 +143,7 @@ fn serve(
         None => None,
     };
     let store = setup::store(req, creds.clone())?;
-    let staging = req
-        .options
-        .tmpdir
-        .as_ref()
-        .map(|t| t.join(format!("ossfs-rs-{}", dir_name(&state.dir))))
-        .unwrap_or_else(|| state.staging());
+    let staging = setup::staging_dir(req, &state.dir);
     let config = setup::fs_config(req, &staging);
 
     let opened =
@@ -214,12 +209,6 @@ fn serve(
         Ok(()) => Ok(0),
         Err(e) => Err(setup_err("the FUSE session failed", e)),
     }
-}
-
-fn dir_name(dir: &Path) -> String {
-    dir.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// Get back the requests a dead worker had taken: resent by the kernel
