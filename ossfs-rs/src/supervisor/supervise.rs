@@ -128,7 +128,6 @@ pub fn run_mount(req: MountRequest, argv: &[OsString]) -> Result<(), ServeError>
     let creds = setup::handoff_credentials(&req)?;
 
     let state = StateDir::new(state::state_dir_for(&req.mountpoint));
-    let staging = setup::staging_dir(&req, &state.dir);
     prepare_state_dir(&state)?;
     let args: Vec<String> = argv
         .iter()
@@ -172,16 +171,7 @@ pub fn run_mount(req: MountRequest, argv: &[OsString]) -> Result<(), ServeError>
         kernel_protocol: fusedev::init_version(&init),
         ..SupervisorInfo::default()
     };
-    let sup = Arc::new(Supervisor::new(
-        state,
-        fuse,
-        req.mountpoint.clone(),
-        req.options.logfile.clone(),
-        staging,
-        creds,
-        info,
-        binary,
-    ));
+    let sup = Arc::new(Supervisor::new(state, fuse, &req, creds, info, binary));
     sup.save_info();
     block_stop_signals();
 
@@ -251,9 +241,7 @@ pub fn run_adopt(args: SuperviseArgs) -> std::process::ExitCode {
     let sup = Arc::new(Supervisor::new(
         state,
         fuse,
-        req.mountpoint.clone(),
-        req.options.logfile.clone(),
-        setup::staging_dir(&req, &args.state_dir),
+        &req,
         creds,
         info,
         worker_binary,
@@ -388,19 +376,17 @@ impl Supervisor {
     fn new(
         state: StateDir,
         fuse: OwnedFd,
-        mountpoint: PathBuf,
-        logfile: Option<PathBuf>,
-        staging: PathBuf,
+        req: &MountRequest,
         creds: Creds,
         info: SupervisorInfo,
         worker_binary: PathBuf,
     ) -> Self {
         Self {
+            staging: setup::staging_dir(req, &state.dir),
             state,
             fuse,
-            mountpoint,
-            logfile,
-            staging,
+            mountpoint: req.mountpoint.clone(),
+            logfile: req.options.logfile.clone(),
             creds,
             info: Mutex::new(info),
             worker_pid: Mutex::new(0),
