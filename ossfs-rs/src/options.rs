@@ -54,6 +54,13 @@ pub struct MountOptions {
     /// kernel's FUSE_NOTIFY_RESEND support and ends the dead worker's
     /// requests with EIO, as on kernels older than 6.9.
     pub test_no_resend: bool,
+    /// Benchmarks only (`test_no_journal`): record nothing in the restart
+    /// journal, to measure what it costs. A restarted worker then cannot
+    /// answer for the node ids the kernel holds.
+    pub test_no_journal: bool,
+    /// Retry idempotent requests until the store answers (`retry_forever`):
+    /// during an outage, calls block instead of failing with EIO.
+    pub retry_forever: bool,
 }
 
 impl Default for MountOptions {
@@ -84,6 +91,8 @@ impl Default for MountOptions {
             dbglevel: None,
             logfile: None,
             test_no_resend: false,
+            test_no_journal: false,
+            retry_forever: false,
         }
     }
 }
@@ -173,6 +182,8 @@ impl MountOptions {
             "mp_umask" => self.mp_umask = Some(parse_mask(name, need(value)?)?),
             "nonempty" => self.nonempty = true,
             "test_no_resend" => self.test_no_resend = true,
+            "test_no_journal" => self.test_no_journal = true,
+            "retry_forever" => self.retry_forever = true,
             "max_stat_cache_size" => {
                 self.max_stat_cache_size = parse_num::<usize>(name, need(value)?)?
             }

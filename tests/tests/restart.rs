@@ -656,3 +656,36 @@ fn a_store_outage_fails_requests_and_the_mount_recovers() {
         "the daemon must not die"
     );
 }
+
+#[test]
+fn with_retry_forever_a_lookup_waits_out_an_outage() {
+    let p = proxy();
+    let m = Mount::builder(shared_garage(), "restart-forever")
+        .option(&format!("url={}", p.proxy.endpoint()))
+        .option("retry_forever")
+        .mount();
+    p.proxy.fail_next(usize::MAX / 2, Fault::Reset);
+    let path = m.join("made-during-the-outage");
+    let stat = std::thread::spawn(move || fs::metadata(&path).map(|_| ()));
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        !stat.is_finished(),
+        "with retry_forever the lookup must wait, not fail"
+    );
+    p.proxy.clear_plan();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stat.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the lookup did not finish after the outage"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = stat
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("panicked")));
+    match r {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        other => panic!("expected the store's answer (ENOENT) after the outage, got {other:?}"),
+    }
+}

@@ -124,6 +124,9 @@ pub fn store(
     let mut config = plan.client_config(&args);
     config.read_timeout = Duration::from_secs(30);
     config.retry = RetryConfig::default();
+    if req.options.retry_forever {
+        config.retry.max_attempts = u32::MAX;
+    }
     let mut opts = credential_options(req, &plan);
     if let Some((keys, label)) = creds {
         opts.static_keys = Some(keys);

@@ -32,6 +32,7 @@ use super::ledger::Ledger;
 use super::setup::{self, ServeError};
 use super::state::{StateDir, WorkerInfo, now_secs};
 use crate::fs::Fs;
+use crate::fs::journal::{JournalOp, JournalSink};
 use crate::fuse::FuseFs;
 use crate::mount::MountRequest;
 use crate::store::credentials::Credentials;
@@ -155,7 +156,15 @@ fn serve(
         );
     }
     let answers = opened.restored.answers.clone();
-    let journal = opened.journal.clone();
+    let file_journal = opened.journal.clone();
+    let journal: Arc<dyn JournalSink> = if req.options.test_no_journal {
+        // Benchmarks only: measures what journaling costs. A worker
+        // restarted without a journal cannot answer for the old ids.
+        warn!("test_no_journal: this mount will not survive a worker restart intact");
+        Arc::new(Discard)
+    } else {
+        file_journal.clone()
+    };
     let (fs, adoptions) = Fs::with_journal(store, config, journal.clone(), opened.restored)
         .map_err(|e| ServeError::Setup(e.to_string()))?;
     let fs = Arc::new(fs);
@@ -200,7 +209,13 @@ fn serve(
     );
 
     spawn_drain_on_sigusr2(&runtime, ledger.clone());
-    spawn_stats(&runtime, state.clone(), fs.clone(), ledger.clone(), journal);
+    spawn_stats(
+        &runtime,
+        state.clone(),
+        fs.clone(),
+        ledger.clone(),
+        file_journal,
+    );
     super::supervise::watch_supervisor(args.supervisor_pid, state.dir.clone(), fuse.as_fd(), creds);
 
     let result = background.join();
@@ -209,6 +224,14 @@ fn serve(
         Ok(()) => Ok(0),
         Err(e) => Err(setup_err("the FUSE session failed", e)),
     }
+}
+
+/// A journal that records nothing (`-o test_no_journal`, for measuring).
+#[derive(Debug)]
+struct Discard;
+
+impl JournalSink for Discard {
+    fn record(&self, _op: &JournalOp) {}
 }
 
 /// Get back the requests a dead worker had taken: resent by the kernel

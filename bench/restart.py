@@ -1,0 +1,206 @@
+"""bench/restart: restart-to-serving time and the journal's overhead.
+
+Driven by bench/restart (which builds the release binary). Every figure
+comes from this run; nothing is carried over from another.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+AK = "BENCHAK"
+SK = "bench-secret-key"
+
+
+def sh(*args, **kw):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
+
+
+class Endpoint:
+    def __init__(self, binary, port):
+        env = dict(os.environ, OSSFS_SERVE_ACCESS_KEY=AK, OSSFS_SERVE_SECRET_KEY=SK)
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--listen", f"127.0.0.1:{port}", "--bucket", "bench"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{port}"
+        time.sleep(0.5)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class Mount:
+    def __init__(self, binary, url, work, name, extra=""):
+        self.binary = binary
+        self.path = os.path.join(work, name)
+        os.makedirs(self.path)
+        passwd = os.path.join(work, "passwd")
+        if not os.path.exists(passwd):
+            with open(passwd, "w") as f:
+                f.write(f"{AK}:{SK}\n")
+            os.chmod(passwd, 0o600)
+        opts = f"url={url},provider=s3,path_style,passwd_file={passwd},logfile={work}/{name}.log"
+        if extra:
+            opts += "," + extra
+        self.args = ["mount", f"bench:/{name}", self.path, "-o", opts]
+        sh(binary, *self.args)
+
+    def status(self):
+        out = sh(self.binary, "status", self.path, "--json").stdout
+        return json.loads(out)[0]
+
+    def worker(self):
+        return self.status()["supervisor"]["worker_pid"]
+
+    def umount(self):
+        for _ in range(50):
+            if subprocess.run([self.binary, "umount", self.path], capture_output=True).returncode == 0:
+                return
+            time.sleep(0.1)
+        subprocess.run(["umount", "-l", self.path])
+
+    def remount(self):
+        self.umount()
+        time.sleep(0.3)
+        sh(self.binary, *self.args)
+
+
+def restart_times(m, kills):
+    times = []
+    for i in range(kills):
+        time.sleep(0.5)
+        old = m.worker()
+        os.kill(old, signal.SIGKILL)
+        t0 = time.monotonic()
+        n = 0
+        while True:
+            # A name never looked up: only a live worker can answer it.
+            try:
+                os.stat(os.path.join(m.path, f"probe-{i}-{n}"))
+            except FileNotFoundError:
+                break
+            except OSError:
+                pass
+            n += 1
+        times.append(time.monotonic() - t0)
+    return times
+
+
+def create_files(m, n, size):
+    d = os.path.join(m.path, "c")
+    os.makedirs(d, exist_ok=True)
+    data = b"x" * size
+    t0 = time.monotonic()
+    for i in range(n):
+        with open(os.path.join(d, f"f{i:05}"), "wb") as f:
+            f.write(data)
+    return time.monotonic() - t0
+
+
+def ls_l(m, d):
+    t0 = time.monotonic()
+    out = subprocess.run(["ls", "-l", os.path.join(m.path, d)], check=True, capture_output=True)
+    dt = time.monotonic() - t0
+    return dt, out.stdout.count(b"\n")
+
+
+def metadata_run(binary, url, work, name, extra, files):
+    m = Mount(binary, url, work, name, extra)
+    try:
+        create = create_files(m, files, 64 * 1024)
+        big = os.path.join(m.path, "big")
+        os.makedirs(big)
+        for i in range(2000):
+            with open(os.path.join(big, f"e{i:05}"), "wb") as f:
+                f.write(b"y")
+        m.remount()
+        cold, lines = ls_l(m, "big")
+        warm, _ = ls_l(m, "big")
+        return {"create": create, "ls_cold": cold, "ls_warm": warm, "lines": lines}
+    finally:
+        m.umount()
+
+
+def median_of(runs, key):
+    return statistics.median(r[key] for r in runs)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--files", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    a = ap.parse_args()
+    binary = os.path.abspath(a.bin)
+    work = tempfile.mkdtemp(prefix="ossfs-bench-restart-")
+    ep = Endpoint(binary, 19431)
+    try:
+        m = Mount(binary, ep.url, work, "restart")
+        with open(os.path.join(m.path, "f"), "wb") as f:
+            f.write(b"z" * 4096)
+        times = restart_times(m, a.kills)
+        m.umount()
+        with_j, without_j = [], []
+        for r in range(a.rounds):
+            with_j.append(metadata_run(binary, ep.url, work, f"j{r}", "", a.files))
+            without_j.append(metadata_run(binary, ep.url, work, f"n{r}", "test_no_journal", a.files))
+    finally:
+        ep.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    ms = sorted(t * 1000 for t in times)
+    rows = []
+    for key, label in [("create", f"create {a.files} files of 64 KiB"),
+                       ("ls_cold", "`ls -l` of 2,000 entries, cold"),
+                       ("ls_warm", "`ls -l` of 2,000 entries, warm")]:
+        on, off = median_of(with_j, key), median_of(without_j, key)
+        rows.append(f"| {label} | {on:.3f} s | {off:.3f} s | {100 * (on - off) / off:+.1f} % |")
+    load = os.getloadavg()
+    section = "\n".join([
+        "<!-- restart:begin (written by bench/restart) -->",
+        "## Supervised restart",
+        "",
+        f"Command: `bash bench/restart` (release build, embedded endpoint on 127.0.0.1,",
+        f"{platform.node()}, {os.cpu_count()} cores, Linux {platform.release()}, load average",
+        f"{load[0]:.2f} at the end; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
+        "",
+        f"Restart-to-serving after `kill -9` of the worker, {len(ms)} kills: the time from",
+        "the kill to the first lookup answered by the new worker.",
+        "",
+        "| median | max | min |",
+        "|---|---|---|",
+        f"| {statistics.median(ms):.0f} ms | {ms[-1]:.0f} ms | {ms[0]:.0f} ms |",
+        "",
+        f"The journal's cost (median of {a.rounds} rounds each; `-o test_no_journal` turns",
+        "journaling off, for this measurement only):",
+        "",
+        "| workload | with journal | without | overhead |",
+        "|---|---|---|---|",
+        *rows,
+        "<!-- restart:end -->",
+    ])
+    text = open(a.out).read() if os.path.exists(a.out) else "# Benchmarks\n"
+    begin, end = "<!-- restart:begin", "<!-- restart:end -->"
+    if begin in text and end in text:
+        i, j = text.index(begin), text.index(end) + len(end)
+        text = text[:i] + section + text[j:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    with open(a.out, "w") as f:
+        f.write(text)
+    print(section)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
