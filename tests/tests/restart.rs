@@ -689,3 +689,47 @@ fn with_retry_forever_a_lookup_waits_out_an_outage() {
         other => panic!("expected the store's answer (ENOENT) after the outage, got {other:?}"),
     }
 }
+
+#[test]
+fn a_crash_loop_backs_off_keeps_the_mount_and_umount_works() {
+    let mut m = Mount::new("restart-loop");
+    fs::write(m.join("a"), b"still here").unwrap_or_else(|e| panic!("{e}"));
+    // Kill each new worker as soon as it appears: a crash loop.
+    for _ in 0..5 {
+        let old = m.worker_pid();
+        kill9(old);
+        let killed = Instant::now();
+        while m.worker_pid() == old {
+            assert!(
+                killed.elapsed() < RESTART_LIMIT,
+                "no new worker\n{}",
+                m.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let status = m.status();
+    assert!(
+        status["supervisor"]["worker_restarts"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 5,
+        "{status}"
+    );
+    let reason = status["supervisor"]["last_restart_reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        reason.contains("SIGKILL") || reason.contains("signal 9"),
+        "cause not recorded: {reason}"
+    );
+    let log = fs::read_to_string(m.log_path()).unwrap_or_default();
+    assert!(
+        log.contains("backing off"),
+        "no backoff in the log:\n{}",
+        m.log_tail()
+    );
+    assert_eq!(fs::read(m.join("a")).unwrap_or_default(), b"still here");
+    m.unmount_ok();
+}
