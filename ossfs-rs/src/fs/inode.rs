@@ -222,9 +222,13 @@ impl InodeTable {
     }
 
     /// Add one kernel reference to `ino` (an entry was delivered).
+    ///
+    /// Only the first reference is journaled (see [`InodeTable::forget`]).
     pub fn add_ref(&mut self, ino: u64) {
-        if self.records.contains_key(&ino) {
-            self.exec(JournalOp::Ref { ino });
+        match self.records.get(&ino).map(|r| r.lookups) {
+            Some(0) => self.exec(JournalOp::Ref { ino }),
+            Some(_) => self.apply(JournalOp::Ref { ino }),
+            None => {}
         }
     }
 
@@ -237,9 +241,21 @@ impl InodeTable {
     }
 
     /// The kernel dropped `n` references; the record goes at zero.
+    ///
+    /// The journal records whether the kernel holds a node, not how many
+    /// times: the first reference and the forget that drops the last are
+    /// journaled, the counting in between is not (a warm `ls -l` writes
+    /// nothing). A restarted worker therefore counts one reference per
+    /// node, and the kernel's FORGET, which carries the whole count when
+    /// it drops an inode, removes it.
     pub fn forget(&mut self, ino: u64, n: u64) {
-        if ino != ROOT_INO && self.records.contains_key(&ino) {
-            self.exec(JournalOp::Forget { ino, n });
+        if ino == ROOT_INO {
+            return;
+        }
+        match self.records.get(&ino).map(|r| r.lookups) {
+            Some(count) if count <= n => self.exec(JournalOp::Forget { ino, n }),
+            Some(_) => self.apply(JournalOp::Forget { ino, n }),
+            None => {}
         }
     }
 

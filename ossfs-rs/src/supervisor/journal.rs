@@ -209,12 +209,21 @@ mod tests {
 
         let again = FileJournal::open(&path).unwrap();
         assert_eq!(again.skipped, 1);
-        assert_eq!(again.restored.inodes.records(), t.records());
+        // Reference counts come back as "referenced once".
+        let expected: Vec<_> = t
+            .records()
+            .into_iter()
+            .map(|mut r| {
+                r.lookups = r.lookups.min(1);
+                r
+            })
+            .collect();
+        assert_eq!(again.restored.inodes.records(), expected);
         assert_eq!(again.restored.answers.get(&9), Some(&Answer::Done));
         // Compacted: the file now holds a snapshot, and reopening it
         // yields the same state again.
         let third = FileJournal::open(&path).unwrap();
         assert_eq!(third.skipped, 0);
-        assert_eq!(third.restored.inodes.records(), t.records());
+        assert_eq!(third.restored.inodes.records(), expected);
     }
 }
