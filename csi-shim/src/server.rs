@@ -1,0 +1,193 @@
+//! Command line, startup and the gRPC server on the unix socket.
+//!
+//! One process serves Identity, Controller and Node on one socket (the
+//! sidecars and csi-sanity-style tools call every service on it); `--mode`
+//! decides which of them do real work. At startup a node plugin re-adopts
+//! the volumes recorded in its state directory before it accepts calls.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Parser;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::controller::ControllerService;
+use crate::identity::IdentityService;
+use crate::launcher::{Launcher, LauncherKind};
+use crate::node::{NodeService, adopt};
+use crate::plugin::{Config, Plugin, ServeMode};
+use crate::proto::controller_server::ControllerServer;
+use crate::proto::identity_server::IdentityServer;
+use crate::proto::node_server::NodeServer;
+use crate::state::StateDir;
+
+/// The CSI plugin for ossfs-rs volumes (driver name `csi.os`).
+#[derive(Debug, Parser)]
+#[command(name = "csi-os", version, about)]
+pub struct Args {
+    /// The gRPC endpoint, `unix:///csi/csi.sock`.
+    #[arg(long, env = "CSI_ENDPOINT", default_value = "unix:///csi/csi.sock")]
+    pub endpoint: String,
+    /// This node's name (the Kubernetes node name); required to serve the node service.
+    #[arg(long, env = "NODE_ID")]
+    pub node_id: Option<String>,
+    /// Which services do real work.
+    #[arg(long, value_enum, default_value = "all")]
+    pub mode: ServeMode,
+    /// Where the node keeps its per-volume records, daemon logs and
+    /// short-lived credential directories (created 0700).
+    #[arg(long, default_value = "/var/lib/kubelet/plugins/csi.os/state")]
+    pub state_dir: PathBuf,
+    /// The kubelet root; every staging and target path must be under it.
+    #[arg(long, default_value = "/var/lib/kubelet")]
+    pub kubelet_dir: PathBuf,
+    /// The `ossfs-rs` binary (default: next to csi-os, else on PATH).
+    #[arg(long, env = "OSSFS_RS_BIN")]
+    pub ossfs_bin: Option<PathBuf>,
+    /// How daemons are started: `direct` (own session, survives a plugin
+    /// process restart) or `systemd` (a transient unit of the host's
+    /// systemd via nsenter, survives a container restart).
+    #[arg(long, value_enum, default_value = "direct")]
+    pub daemon_launcher: LauncherKind,
+}
+
+/// Why the plugin could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("--endpoint must be unix:///path, got {0:?}")]
+    Endpoint(String),
+    #[error("--node-id is required to serve the node service")]
+    NodeId,
+    #[error("kubelet dir {path}: {source}")]
+    KubeletDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot find the ossfs-rs binary: pass --ossfs-bin or set OSSFS_RS_BIN")]
+    NoOssfsBin,
+    #[error("{0}")]
+    State(#[from] crate::error::CsiError),
+    #[error("socket {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("gRPC server: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+fn find_ossfs_bin(given: Option<PathBuf>) -> Result<PathBuf, StartError> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("ossfs-rs")))
+        .filter(|p| p.is_file());
+    if let Some(p) = beside {
+        return Ok(p);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("ossfs-rs"))
+        .find(|p| p.is_file())
+        .ok_or(StartError::NoOssfsBin)
+}
+
+fn bind_socket(path: &Path) -> Result<UnixListener, StartError> {
+    let err = |source| StartError::Socket {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    UnixListener::bind(path).map_err(err)
+}
+
+/// Set everything up, re-adopt volumes, then serve until SIGTERM/SIGINT.
+pub async fn run(args: Args) -> Result<(), StartError> {
+    let socket = args
+        .endpoint
+        .strip_prefix("unix://")
+        .filter(|p| p.starts_with('/'))
+        .map(PathBuf::from)
+        .ok_or_else(|| StartError::Endpoint(args.endpoint.clone()))?;
+    let serves_node = matches!(args.mode, ServeMode::All | ServeMode::Node);
+    let node_id = match (&args.node_id, serves_node) {
+        (Some(n), _) if !n.is_empty() => n.clone(),
+        (_, true) => return Err(StartError::NodeId),
+        (_, false) => String::new(),
+    };
+    let kubelet_dir =
+        std::fs::canonicalize(&args.kubelet_dir).map_err(|source| StartError::KubeletDir {
+            path: args.kubelet_dir.clone(),
+            source,
+        })?;
+    let state = if serves_node {
+        Some(StateDir::open(&args.state_dir)?)
+    } else {
+        None
+    };
+    let launcher = Launcher {
+        kind: args.daemon_launcher,
+        ossfs_bin: if serves_node {
+            find_ossfs_bin(args.ossfs_bin.clone())?
+        } else {
+            PathBuf::new()
+        },
+        run_dir: state.as_ref().map(StateDir::run_dir).unwrap_or_default(),
+    };
+    let plugin = Arc::new(Plugin::new(
+        Config {
+            node_id,
+            mode: args.mode,
+            kubelet_dir,
+        },
+        state,
+        launcher,
+    ));
+    adopt(&plugin).await;
+
+    let listener = bind_socket(&socket)?;
+    tracing::info!(
+        endpoint = %args.endpoint,
+        mode = ?args.mode,
+        launcher = ?args.daemon_launcher,
+        version = env!("CARGO_PKG_VERSION"),
+        "csi-os serving"
+    );
+    let shutdown = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+        tracing::info!("signal received: stopping (staged volumes stay mounted)");
+    };
+    tonic::transport::Server::builder()
+        .add_service(IdentityServer::new(IdentityService(plugin.clone())))
+        .add_service(ControllerServer::new(ControllerService(plugin.clone())))
+        .add_service(NodeServer::new(NodeService(plugin)))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await?;
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}
