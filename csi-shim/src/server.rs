@@ -69,8 +69,8 @@ pub enum StartError {
     NoOssfsBin,
     #[error("{0}")]
     State(#[from] crate::error::CsiError),
-    #[error("socket {path}: {source}")]
-    Socket {
+    #[error("{path}: {source}")]
+    Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -98,8 +98,27 @@ fn find_ossfs_bin(given: Option<PathBuf>) -> Result<PathBuf, StartError> {
         .ok_or(StartError::NoOssfsBin)
 }
 
+/// For the systemd launcher the daemon runs in the host's mount namespace,
+/// so its binary must be a host path: copy it into the state directory
+/// (which deploy/ keeps under the kubelet dir, shared with the host). The
+/// copy is written beside and renamed over the old one, so a daemon still
+/// running the previous binary keeps its (unlinked) file.
+fn install_host_binary(bin: &Path, state_root: &Path) -> Result<PathBuf, StartError> {
+    let err = |source| StartError::Io {
+        path: state_root.join("bin"),
+        source,
+    };
+    let dir = state_root.join("bin");
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let dest = dir.join("ossfs-rs");
+    let tmp = dir.join(".ossfs-rs.new");
+    std::fs::copy(bin, &tmp).map_err(err)?;
+    std::fs::rename(&tmp, &dest).map_err(err)?;
+    Ok(dest)
+}
+
 fn bind_socket(path: &Path) -> Result<UnixListener, StartError> {
-    let err = |source| StartError::Socket {
+    let err = |source| StartError::Io {
         path: path.to_path_buf(),
         source,
     };
@@ -138,13 +157,18 @@ pub async fn run(args: Args) -> Result<(), StartError> {
     } else {
         None
     };
+    let ossfs_bin = if serves_node {
+        let bin = find_ossfs_bin(args.ossfs_bin.clone())?;
+        match (&state, args.daemon_launcher) {
+            (Some(state), LauncherKind::Systemd) => install_host_binary(&bin, state.root())?,
+            _ => bin,
+        }
+    } else {
+        PathBuf::new()
+    };
     let launcher = Launcher {
         kind: args.daemon_launcher,
-        ossfs_bin: if serves_node {
-            find_ossfs_bin(args.ossfs_bin.clone())?
-        } else {
-            PathBuf::new()
-        },
+        ossfs_bin,
         run_dir: state.as_ref().map(StateDir::run_dir).unwrap_or_default(),
     };
     let plugin = Arc::new(Plugin::new(
