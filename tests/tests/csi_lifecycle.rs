@@ -326,6 +326,15 @@ async fn read_only_publish_refuses_writes() {
     delete(&mut csi, &v.volume_id, &secrets).await;
 }
 
+/// One pre-existing volume of the compatibility test.
+struct Case {
+    what: &'static str,
+    id: String,
+    secrets: HashMap<String, String>,
+    context: HashMap<String, String>,
+    prefix: String,
+}
+
 /// PVs made by os-csi (`bucket/pvc-name`), by k8s-csi-s3 (`bucket/prefix`)
 /// and static ones (`bucket` plus a prefix attribute) stage and publish
 /// without CreateVolume, with Secrets in os-csi's form. Garage speaks S3,
@@ -349,46 +358,47 @@ async fn os_csi_and_k8s_csi_s3_volumes_and_secrets() {
         }
         s
     };
-    let cases: Vec<(
-        &str,
-        String,
-        HashMap<String, String>,
-        HashMap<String, String>,
-        String,
-    )> = vec![
-        (
-            "os-csi id, plain Secret",
-            format!("{}/{os_csi_name}", g.bucket()),
-            plain.clone(),
-            HashMap::new(),
-            format!("{os_csi_name}/"),
-        ),
-        (
-            "k8s-csi-s3 id, mounter geesefs",
-            format!("{}/{}k8s", g.bucket(), base),
-            with(&[("mounter", "geesefs")]),
-            HashMap::new(),
-            format!("{base}k8s/"),
-        ),
-        (
-            "static bucket + prefix attribute, mounter cosfs + provider s3",
-            g.bucket().to_string(),
-            with(&[("mounter", "cosfs"), ("provider", "s3")]),
-            HashMap::from([("prefix".to_string(), format!("{base}static"))]),
-            format!("{base}static/"),
-        ),
-        (
-            "static bucket/prefix handle, mounter ossfs + provider s3, options",
-            format!("{}/{}ossfs", g.bucket(), base),
-            with(&[("mounter", "ossfs"), ("provider", "s3")]),
-            HashMap::from([(
+    let cases = vec![
+        Case {
+            what: "os-csi id, plain Secret",
+            id: format!("{}/{os_csi_name}", g.bucket()),
+            secrets: plain.clone(),
+            context: HashMap::new(),
+            prefix: format!("{os_csi_name}/"),
+        },
+        Case {
+            what: "k8s-csi-s3 id, mounter geesefs",
+            id: format!("{}/{}k8s", g.bucket(), base),
+            secrets: with(&[("mounter", "geesefs")]),
+            context: HashMap::new(),
+            prefix: format!("{base}k8s/"),
+        },
+        Case {
+            what: "static bucket + prefix attribute, mounter cosfs + provider s3",
+            id: g.bucket().to_string(),
+            secrets: with(&[("mounter", "cosfs"), ("provider", "s3")]),
+            context: HashMap::from([("prefix".to_string(), format!("{base}static"))]),
+            prefix: format!("{base}static/"),
+        },
+        Case {
+            what: "static bucket/prefix handle, mounter ossfs + provider s3, options",
+            id: format!("{}/{}ossfs", g.bucket(), base),
+            secrets: with(&[("mounter", "ossfs"), ("provider", "s3")]),
+            context: HashMap::from([(
                 "options".to_string(),
                 "-o umask=022 -o max_stat_cache_size=1000".to_string(),
             )]),
-            format!("{base}ossfs/"),
-        ),
+            prefix: format!("{base}ossfs/"),
+        },
     ];
-    for (i, (what, id, secrets, context, prefix)) in cases.into_iter().enumerate() {
+    for (i, case) in cases.into_iter().enumerate() {
+        let Case {
+            what,
+            id,
+            secrets,
+            context,
+            prefix,
+        } = case;
         store
             .put(
                 &format!("{prefix}existing.txt"),
