@@ -674,3 +674,90 @@ async fn the_secret_key_stays_out_of_argv_env_logs_and_readable_files() {
     unstage(&mut csi, &s).await;
     delete(&mut csi, &v.volume_id, &secrets).await;
 }
+
+/// A daemon killed with SIGKILL leaves a dead mount (ENOTCONN) that this
+/// release cannot revive in place (that needs the supervisor's fd
+/// hand-over): a restarted plugin names the affected pod, and the next
+/// NodeStageVolume mounts the volume again and re-binds its known target.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_daemon_is_reported_and_restaged() {
+    let g = garage().await;
+    let store = garage_store().await;
+    let base = unique_prefix("csi-dead");
+    let mut plugin = CsiPlugin::start("dead").await;
+    let mut csi = plugin.connect().await;
+    let secrets = garage_secrets(g);
+    let v = create(&mut csi, "pvc-dead", sc_params(g, &base), &secrets).await;
+    let s = stage(
+        &plugin,
+        &mut csi,
+        &v.volume_id,
+        v.volume_context.clone(),
+        &secrets,
+        "pvc-dead",
+    )
+    .await;
+    let target = plugin.target_path("pod-uid-dead", "pvc-dead");
+    publish(&mut csi, &s, &target, rwo(), false).await;
+    std::fs::write(format!("{target}/kept"), b"kept").unwrap();
+
+    let daemons = daemons_for(Path::new(&s.staging));
+    assert_eq!(daemons.len(), 1);
+    // SAFETY: kill(2) on the daemon pid found serving our staging path.
+    unsafe {
+        libc::kill(daemons[0], libc::SIGKILL);
+    }
+    let mut dead = false;
+    for _ in 0..100 {
+        if let Err(e) = std::fs::metadata(format!("{target}/kept"))
+            && e.raw_os_error() == Some(libc::ENOTCONN)
+        {
+            dead = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(dead, "the target reports ENOTCONN once its daemon is gone");
+
+    plugin.kill_group();
+    plugin.spawn().await;
+    let mut csi = plugin.connect().await;
+    let log = plugin.log();
+    assert!(
+        log.contains("the daemon of a staged volume is gone") && log.contains("pod-uid-dead"),
+        "{}",
+        plugin.log_tail()
+    );
+    // Publishing onto a dead staging mount is refused until it is staged again.
+    let refused = csi
+        .node
+        .node_publish_volume(NodePublishVolumeRequest {
+            volume_id: s.id.clone(),
+            staging_target_path: s.staging.clone(),
+            target_path: plugin.target_path("pod-uid-other", "pvc-dead"),
+            volume_capability: Some(rwo()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+
+    let s = stage(
+        &plugin,
+        &mut csi,
+        &v.volume_id,
+        v.volume_context,
+        &secrets,
+        "pvc-dead",
+    )
+    .await;
+    assert_eq!(std::fs::read(format!("{target}/kept")).unwrap(), b"kept");
+    assert_eq!(daemons_for(Path::new(&s.staging)).len(), 1);
+    unpublish(&mut csi, &s, &target).await;
+    unstage(&mut csi, &s).await;
+    delete(&mut csi, &v.volume_id, &secrets).await;
+    assert_eq!(
+        keys_under(store.as_ref(), &base).await,
+        Vec::<String>::new()
+    );
+}
