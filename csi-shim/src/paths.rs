@@ -2,11 +2,13 @@
 //!
 //! Staging and target paths come from the CO; a plugin that mounts or
 //! removes whatever path it is given is a root-level primitive for anyone
-//! who can write a PV. So a path must be absolute, must not contain `..`,
-//! must lie lexically under the kubelet directory, and the deepest part of
-//! it that exists must still be under the (canonical) kubelet directory
-//! once symlinks are resolved; the last component itself must not be a
-//! symlink. A dead FUSE mount (`ENOTCONN`) at the path is accepted: it is
+//! who can write a PV. So a path must be absolute and must not contain
+//! `..`; its deepest existing ancestor is resolved (symlinks followed) and
+//! the result, with the not-yet-existing rest appended, must lie under the
+//! canonical kubelet directory, so no symlink can lead out of it; the last
+//! component itself must not be a symlink. The resolved path is what the
+//! plugin then uses, which is also how the mount table spells it. A dead
+//! FUSE mount (`ENOTCONN`) at the path is accepted: it is
 //! exactly what Unpublish and Unstage have to clean up.
 
 use std::path::{Component, Path, PathBuf};
@@ -14,7 +16,8 @@ use std::path::{Component, Path, PathBuf};
 use crate::error::{CsiError, CsiResult};
 
 /// Validate `raw` (the request's `field`) against `kubelet_dir`, which
-/// must already be canonical. Returns the path to use.
+/// must already be canonical. Returns the path resolved through its
+/// existing ancestors, the form the mount table uses.
 pub fn checked_path(field: &'static str, raw: &str, kubelet_dir: &Path) -> CsiResult<PathBuf> {
     if raw.is_empty() {
         return Err(CsiError::Missing(field));
@@ -30,41 +33,37 @@ pub fn checked_path(field: &'static str, raw: &str, kubelet_dir: &Path) -> CsiRe
     if path.components().any(|c| c == Component::ParentDir) {
         return Err(bad("contains '..'"));
     }
-    if !path.starts_with(kubelet_dir) || path == kubelet_dir {
-        return Err(bad(&format!(
-            "not under the kubelet dir {}",
-            kubelet_dir.display()
-        )));
-    }
-    // The deepest existing ancestor, resolved, must stay under the kubelet dir.
+    // Resolve the deepest existing ancestor; the rest does not exist yet.
     let mut probe: &Path = &path;
-    loop {
+    let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
+    let resolved = loop {
         match std::fs::canonicalize(probe) {
-            Ok(real) => {
-                if !real.starts_with(kubelet_dir) {
-                    return Err(bad(&format!(
-                        "resolves to {} outside the kubelet dir",
-                        real.display()
-                    )));
-                }
-                break;
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) && probe == path => {
-                // A dead FUSE mount point: its parent decides.
-            }
+            Ok(real) => break rest.iter().rev().fold(real, |acc, c| acc.join(c)),
+            // A dead FUSE mount point at the path itself: its parent decides.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) && probe == path => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(CsiError::io(format!("resolving {}", probe.display()), e));
             }
         }
-        probe = match probe.parent() {
-            Some(p) => p,
-            None => break,
-        };
+        match (probe.parent(), probe.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                probe = parent;
+            }
+            _ => return Err(bad("cannot be resolved")),
+        }
+    };
+    if !resolved.starts_with(kubelet_dir) || resolved == kubelet_dir {
+        return Err(bad(&format!(
+            "resolves to {}, not under the kubelet dir {}",
+            resolved.display(),
+            kubelet_dir.display()
+        )));
     }
     match std::fs::symlink_metadata(&path) {
         Ok(m) if m.file_type().is_symlink() => Err(bad("is a symlink")),
-        _ => Ok(path),
+        _ => Ok(resolved),
     }
 }
 
@@ -108,5 +107,9 @@ mod tests {
             check(kubelet.to_str().unwrap()),
             Err(CsiError::BadPath { .. })
         ));
+        // The kubelet dir reached through a symlink resolves to the real path.
+        std::os::unix::fs::symlink(&kubelet, root.path().join("link")).unwrap();
+        let via_link = format!("{}/link/pods/p1/vol/mount", root.path().display());
+        assert_eq!(check(&via_link).unwrap(), ok);
     }
 }
