@@ -17,7 +17,7 @@ use crate::proto::controller_server::Controller;
 use crate::proto::controller_service_capability::{self, rpc};
 use crate::proto::validate_volume_capabilities_response::Confirmed;
 use crate::proto::*;
-use crate::secrets::Secrets;
+use crate::secrets::{Secrets, keys};
 use crate::store;
 use crate::volume::{PARAM_OPTIONS, VolumeId, validate_options, volume_for_create};
 
@@ -76,14 +76,21 @@ impl ControllerService {
                 .unwrap_or(""),
         )?;
         let vol = volume_for_create(&req.name, &req.parameters, &secrets)?;
-        let access = secrets.access()?;
+        let access = secrets.access()?.with_dialect_from(&req.parameters)?;
         let lock = self.0.volume_lock(&vol.id());
         let _guard = lock.lock().await;
         let client = store::client(&access, &vol.bucket, path_style_in(&options))?;
         store::create_volume(client.as_ref(), &vol, capacity).await?;
+        // What NodeStage needs besides the id and the Secret reaches it as
+        // the PV's volume attributes.
         let mut context = HashMap::new();
         if !options.is_empty() {
             context.insert(PARAM_OPTIONS.to_string(), options);
+        }
+        for key in [keys::MOUNTER, keys::PROVIDER] {
+            if let Some(v) = req.parameters.get(key).filter(|v| !v.trim().is_empty()) {
+                context.insert(key.to_string(), v.trim().to_string());
+            }
         }
         Ok(CreateVolumeResponse {
             volume: Some(Volume {
@@ -133,7 +140,7 @@ impl ControllerService {
         }
         let vol = VolumeId::parse(&req.volume_id)?;
         let secrets = Secrets::from(req.secrets);
-        let access = secrets.access()?;
+        let access = secrets.access()?.with_dialect_from(&req.volume_context)?;
         let client = store::client(&access, &vol.bucket, false)?;
         // The volume exists when its marker (or, for a whole bucket or a
         // prefix made by another tool, any object under it) exists.

@@ -78,7 +78,7 @@ impl NodeService {
             }
         }
         let options = validate_options(&options)?;
-        let access = secrets.access()?;
+        let access = secrets.access()?.with_dialect_from(&req.volume_context)?;
 
         let lock = self.plugin().volume_lock(&req.volume_id);
         let _guard = lock.lock().await;

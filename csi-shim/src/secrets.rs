@@ -105,6 +105,28 @@ impl Secrets {
     }
 }
 
+impl StoreAccess {
+    /// k8s-csi-s3 and os-csi StorageClasses may carry `mounter` (and we
+    /// accept `provider`) as a parameter rather than a Secret key: it
+    /// reaches CreateVolume as a parameter and NodeStage as a volume
+    /// attribute. The Secret wins when it names a dialect.
+    pub fn with_dialect_from(
+        mut self,
+        attributes: &std::collections::HashMap<String, String>,
+    ) -> CsiResult<Self> {
+        if self.provider.is_none() {
+            let get = |k: &str| {
+                attributes
+                    .get(k)
+                    .map(|v| v.trim())
+                    .filter(|v| !v.is_empty())
+            };
+            self.provider = provider_of(get(keys::PROVIDER), get(keys::MOUNTER))?;
+        }
+        Ok(self)
+    }
+}
+
 /// The dialect: `provider` if given, else from os-csi's `mounter`.
 pub fn provider_of(provider: Option<&str>, mounter: Option<&str>) -> CsiResult<Option<Provider>> {
     if let Some(p) = provider {
@@ -172,6 +194,30 @@ mod tests {
         assert!(!format!("{s:?}").contains("TOPSECRET"));
         assert!(!format!("{a:?}").contains("TOPSECRET"));
         assert!(!format!("{s:?}").contains("AKID"));
+    }
+
+    #[test]
+    fn a_storage_class_mounter_applies_when_the_secret_names_none() {
+        let base = [
+            ("accessKeyID", "a"),
+            ("secretAccessKey", "s"),
+            ("endpoint", "http://127.0.0.1:9000"),
+        ];
+        let attrs = HashMap::from([("mounter".to_string(), "ossfs".to_string())]);
+        let a = secrets(&base)
+            .access()
+            .unwrap()
+            .with_dialect_from(&attrs)
+            .unwrap();
+        assert_eq!(a.provider, Some(Provider::Oss));
+        let mut with_provider = base.to_vec();
+        with_provider.push(("provider", "s3"));
+        let a = secrets(&with_provider)
+            .access()
+            .unwrap()
+            .with_dialect_from(&attrs)
+            .unwrap();
+        assert_eq!(a.provider, Some(Provider::S3));
     }
 
     #[test]

@@ -367,10 +367,10 @@ async fn os_csi_and_k8s_csi_s3_volumes_and_secrets() {
             prefix: format!("{os_csi_name}/"),
         },
         Case {
-            what: "k8s-csi-s3 id, mounter geesefs",
+            what: "k8s-csi-s3 id, mounter geesefs as a volume attribute",
             id: format!("{}/{}k8s", g.bucket(), base),
-            secrets: with(&[("mounter", "geesefs")]),
-            context: HashMap::new(),
+            secrets: plain.clone(),
+            context: HashMap::from([("mounter".to_string(), "geesefs".to_string())]),
             prefix: format!("{base}k8s/"),
         },
         Case {

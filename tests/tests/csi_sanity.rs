@@ -325,12 +325,15 @@ async fn controller_create_delete_validate() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("allow_others"), "{}", err.message());
 
-    // Works without capacity.
+    // Works without capacity (and with os-csi's `mounter` parameter, which
+    // is handed on to NodeStage in the volume context).
+    let mut with_mounter = params.clone();
+    with_mounter.insert("mounter".into(), "s3fs".into());
     let v0 = csi
         .controller
         .create_volume(create_request(
             "sanity-nocap",
-            params.clone(),
+            with_mounter,
             secrets.clone(),
             None,
         ))
@@ -340,6 +343,10 @@ async fn controller_create_delete_validate() {
         .volume
         .unwrap();
     assert!(!v0.volume_id.is_empty());
+    assert_eq!(
+        v0.volume_context.get("mounter").map(String::as_str),
+        Some("s3fs")
+    );
     // Works with 1 GiB; same name + capacity = same id; another capacity = AlreadyExists.
     let v1 = csi
         .controller
