@@ -66,14 +66,45 @@ fn make_private_dir(path: &Path) -> CsiResult<()> {
 
 impl StateDir {
     /// Open (creating) the state directory with its `volumes/`, `logs/`
-    /// and `run/` subdirectories, all 0700.
+    /// and `run/` subdirectories, all 0700. Credential directories left in
+    /// `run/` by a plugin that died while a mount was starting are removed.
     pub fn open(root: &Path) -> CsiResult<Self> {
         for sub in ["", "volumes", "logs", "run"] {
             make_private_dir(&root.join(sub))?;
         }
-        Ok(StateDir {
+        let state = StateDir {
             root: root.to_path_buf(),
-        })
+        };
+        state.clear_run_dir()?;
+        Ok(state)
+    }
+
+    /// Remove whatever a previous plugin left in `run/`: only credential
+    /// hand-over directories live there, and none outlives a mount start.
+    fn clear_run_dir(&self) -> CsiResult<()> {
+        let run = self.run_dir();
+        let entries = std::fs::read_dir(&run)
+            .map_err(|e| CsiError::State(format!("cannot read {}: {e}", run.display())))?;
+        for entry in entries.filter_map(Result::ok) {
+            let path = entry.path();
+            let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => {
+                    tracing::warn!(path = %path.display(), "removed a credential directory left by a previous plugin")
+                }
+                Err(e) => {
+                    return Err(CsiError::State(format!(
+                        "cannot remove {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The root directory.
@@ -208,5 +239,16 @@ mod tests {
         state.remove("b/p").unwrap();
         state.remove("b/p").unwrap();
         assert_eq!(state.load("b/p").unwrap(), None);
+    }
+
+    #[test]
+    fn leftover_credentials_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(&dir.path().join("state")).unwrap();
+        let left = state.run_dir().join("cred-abc");
+        std::fs::create_dir(&left).unwrap();
+        std::fs::write(left.join("passwd"), "ak:sk\n").unwrap();
+        let state = StateDir::open(state.root()).unwrap();
+        assert_eq!(std::fs::read_dir(state.run_dir()).unwrap().count(), 0);
     }
 }
