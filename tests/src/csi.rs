@@ -68,6 +68,8 @@ pub struct CsiPlugin {
     pub state: PathBuf,
     pub socket: PathBuf,
     pub node_id: String,
+    /// `--mode`: all, controller or node.
+    mode: &'static str,
     log: PathBuf,
     child: Option<Child>,
 }
@@ -75,6 +77,11 @@ pub struct CsiPlugin {
 impl CsiPlugin {
     /// Start a plugin serving every service with the direct launcher.
     pub async fn start(name: &str) -> CsiPlugin {
+        Self::start_mode(name, "all").await
+    }
+
+    /// Start a plugin with `--mode mode` (all, controller, node).
+    pub async fn start_mode(name: &str, mode: &'static str) -> CsiPlugin {
         let root = tempfile::Builder::new()
             .prefix(&format!("csi-e2e-{name}-"))
             .tempdir()
@@ -89,6 +96,7 @@ impl CsiPlugin {
             socket: root.path().join("csi/csi.sock"),
             log: root.path().join("csi-os.log"),
             node_id: format!("node-{name}"),
+            mode,
             kubelet,
             root,
             child: None,
@@ -112,6 +120,7 @@ impl CsiPlugin {
             .arg(format!("--kubelet-dir={}", self.kubelet.display()))
             .arg(format!("--ossfs-bin={}", ossfs_binary().display()))
             .arg("--daemon-launcher=direct")
+            .arg(format!("--mode={}", self.mode))
             .env("CSI_OS_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -621,3 +621,124 @@ async fn node_lifecycle_works_and_is_idempotent() {
         );
     }
 }
+
+/// `--mode node` (the DaemonSet) still answers ControllerGetCapabilities,
+/// as sanity tools and sidecars call it, but advertises nothing and serves
+/// no controller RPC; `--mode controller` (the provisioner Deployment)
+/// advertises the controller service and serves no node RPC.
+#[tokio::test(flavor = "multi_thread")]
+async fn node_only_and_controller_only_modes() {
+    let g = garage().await;
+    let node = CsiPlugin::start_mode("mode-node", "node").await;
+    let mut csi = node.connect().await;
+    let caps = csi
+        .controller
+        .controller_get_capabilities(ControllerGetCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(caps.capabilities.is_empty());
+    let plugin_caps = csi
+        .identity
+        .get_plugin_capabilities(GetPluginCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(plugin_caps.capabilities.is_empty());
+    let create = create_request(
+        "mode-node",
+        sc_params(g, "e2e/never"),
+        garage_secrets(g),
+        None,
+    );
+    assert_eq!(
+        code(csi.controller.create_volume(create.clone()).await),
+        Code::Unimplemented
+    );
+
+    let controller = CsiPlugin::start_mode("mode-ctl", "controller").await;
+    let mut csi = controller.connect().await;
+    let plugin_caps = csi
+        .identity
+        .get_plugin_capabilities(GetPluginCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(plugin_caps.capabilities.len(), 1);
+    let staging = controller.staging_path("pv-mode");
+    let stage = NodeStageVolumeRequest {
+        volume_id: format!("{}/e2e/never", g.bucket()),
+        staging_target_path: staging,
+        volume_capability: Some(rwo()),
+        secrets: garage_secrets(g),
+        ..Default::default()
+    };
+    assert_eq!(
+        code(csi.node.node_stage_volume(stage).await),
+        Code::Unimplemented
+    );
+}
+
+/// Concurrent NodeStageVolume calls for one volume (a CO retrying while the
+/// first is still mounting) start one daemon, not two.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_stage_calls_start_one_daemon() {
+    let g = garage().await;
+    let base = unique_prefix("csi-sanity-concurrent");
+    let plugin = CsiPlugin::start("concurrent").await;
+    let csi = plugin.connect().await;
+    let secrets = garage_secrets(g);
+    let vol = csi
+        .controller
+        .clone()
+        .create_volume(create_request(
+            "concurrent",
+            sc_params(g, &base),
+            secrets.clone(),
+            None,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    let staging = plugin.staging_path("concurrent");
+    let stage = NodeStageVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        staging_target_path: staging.clone(),
+        volume_capability: Some(rwo()),
+        secrets: secrets.clone(),
+        volume_context: vol.volume_context.clone(),
+        ..Default::default()
+    };
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let mut node = csi.node.clone();
+            let stage = stage.clone();
+            tokio::spawn(async move { node.node_stage_volume(stage).await.map(|_| ()) })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        e2e::mount::daemons_for(std::path::Path::new(&staging)).len(),
+        1,
+        "one daemon per volume"
+    );
+    let mut node = csi.node.clone();
+    node.node_unstage_volume(NodeUnstageVolumeRequest {
+        volume_id: vol.volume_id.clone(),
+        staging_target_path: staging,
+    })
+    .await
+    .unwrap();
+    csi.controller
+        .clone()
+        .delete_volume(DeleteVolumeRequest {
+            volume_id: vol.volume_id,
+            secrets,
+        })
+        .await
+        .unwrap();
+}
