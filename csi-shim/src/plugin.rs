@@ -68,11 +68,12 @@ impl Plugin {
         matches!(self.config.mode, ServeMode::All | ServeMode::Node)
     }
 
-    /// The state directory, or Unimplemented on a controller-only plugin.
+    /// The state directory; Unimplemented on a controller-only plugin.
     pub fn state(&self) -> CsiResult<&StateDir> {
-        self.state
-            .as_ref()
-            .ok_or(CsiError::NotServed("the node service"))
+        match &self.state {
+            Some(state) if self.serves_node() => Ok(state),
+            _ => Err(CsiError::NotServed("the node service")),
+        }
     }
 
     /// The lock serialising operations on one volume. Held across awaits,

@@ -133,6 +133,15 @@ fn bind_socket(path: &Path) -> Result<UnixListener, StartError> {
     UnixListener::bind(path).map_err(err)
 }
 
+/// The three services of `plugin` on one gRPC router (the unix socket in
+/// production, an in-memory duplex stream in tests).
+pub fn router(plugin: Arc<Plugin>) -> tonic::transport::server::Router {
+    tonic::transport::Server::builder()
+        .add_service(IdentityServer::new(IdentityService(plugin.clone())))
+        .add_service(ControllerServer::new(ControllerService(plugin.clone())))
+        .add_service(NodeServer::new(NodeService(plugin)))
+}
+
 /// Set everything up, re-adopt volumes, then serve until SIGTERM/SIGINT.
 pub async fn run(args: Args) -> Result<(), StartError> {
     let socket = args
@@ -206,12 +215,198 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         }
         tracing::info!("signal received: stopping (staged volumes stay mounted)");
     };
-    tonic::transport::Server::builder()
-        .add_service(IdentityServer::new(IdentityService(plugin.clone())))
-        .add_service(ControllerServer::new(ControllerService(plugin.clone())))
-        .add_service(NodeServer::new(NodeService(plugin)))
+    router(plugin)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await?;
     let _ = std::fs::remove_file(&socket);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The services in process, over a `tokio::io::duplex` pipe: argument
+    //! and path checks that need no store, no mount and no binary.
+
+    use std::collections::HashMap;
+
+    use tonic::Code;
+    use tonic::transport::{Endpoint, Uri};
+
+    use super::*;
+    use crate::proto::controller_client::ControllerClient;
+    use crate::proto::identity_client::IdentityClient;
+    use crate::proto::node_client::NodeClient;
+    use crate::proto::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
+    use crate::proto::*;
+
+    struct InProcess {
+        _root: tempfile::TempDir,
+        kubelet: PathBuf,
+        channel: tonic::transport::Channel,
+    }
+
+    async fn in_process(mode: ServeMode) -> InProcess {
+        let root = tempfile::tempdir().unwrap();
+        let kubelet = root.path().join("kubelet");
+        std::fs::create_dir_all(kubelet.join("pods")).unwrap();
+        let kubelet = kubelet.canonicalize().unwrap();
+        let state = StateDir::open(&root.path().join("state")).unwrap();
+        let launcher = Launcher {
+            kind: LauncherKind::Direct,
+            ossfs_bin: PathBuf::from("/nonexistent/ossfs-rs"),
+            run_dir: state.run_dir(),
+        };
+        let plugin = Arc::new(Plugin::new(
+            Config {
+                node_id: "in-process".into(),
+                mode,
+                kubelet_dir: kubelet.clone(),
+            },
+            Some(state),
+            launcher,
+        ));
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(
+            router(plugin)
+                .serve_with_incoming(tokio_stream::once(Ok::<_, std::io::Error>(server_io))),
+        );
+        let mut client_io = Some(client_io);
+        let channel = Endpoint::from_static("http://in-process.invalid")
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let io = client_io.take();
+                async move {
+                    io.map(hyper_util::rt::TokioIo::new)
+                        .ok_or_else(|| std::io::Error::other("the duplex pipe is used once"))
+                }
+            }))
+            .await
+            .unwrap();
+        InProcess {
+            _root: root,
+            kubelet,
+            channel,
+        }
+    }
+
+    fn mount_cap() -> VolumeCapability {
+        VolumeCapability {
+            access_mode: Some(AccessMode { mode: 1 }),
+            access_type: Some(AccessType::Mount(MountVolume::default())),
+        }
+    }
+
+    #[tokio::test]
+    async fn identity_and_node_info() {
+        let p = in_process(ServeMode::All).await;
+        let info = IdentityClient::new(p.channel.clone())
+            .get_plugin_info(GetPluginInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(info.name, "csi.os");
+        let node = NodeClient::new(p.channel.clone())
+            .node_get_info(NodeGetInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(node.node_id, "in-process");
+    }
+
+    #[tokio::test]
+    async fn block_volumes_and_bad_paths_are_invalid_arguments() {
+        let p = in_process(ServeMode::All).await;
+        let mut controller = ControllerClient::new(p.channel.clone());
+        let block = VolumeCapability {
+            access_mode: Some(AccessMode { mode: 1 }),
+            access_type: Some(AccessType::Block(BlockVolume {})),
+        };
+        let err = controller
+            .create_volume(CreateVolumeRequest {
+                name: "v".into(),
+                volume_capabilities: vec![block],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("block"), "{}", err.message());
+
+        let mut node = NodeClient::new(p.channel.clone());
+        let staging = p.kubelet.join("plugins/x/globalmount");
+        for bad in ["/etc", "relative", "/tmp/../etc"] {
+            let err = node
+                .node_stage_volume(NodeStageVolumeRequest {
+                    volume_id: "bucket/v".into(),
+                    staging_target_path: bad.into(),
+                    volume_capability: Some(mount_cap()),
+                    secrets: HashMap::new(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.code(),
+                Code::InvalidArgument,
+                "{bad}: {}",
+                err.message()
+            );
+        }
+        // A good path but no Secret: the missing key is named.
+        let err = node
+            .node_stage_volume(NodeStageVolumeRequest {
+                volume_id: "bucket/v".into(),
+                staging_target_path: staging.display().to_string(),
+                volume_capability: Some(mount_cap()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("endpoint"), "{}", err.message());
+        // Publishing a volume that is not staged is a failed precondition.
+        let err = node
+            .node_publish_volume(NodePublishVolumeRequest {
+                volume_id: "bucket/v".into(),
+                staging_target_path: staging.display().to_string(),
+                target_path: p.kubelet.join("pods/p/mount").display().to_string(),
+                volume_capability: Some(mount_cap()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition);
+        // Unpublish and unstage of what was never there succeed.
+        node.node_unpublish_volume(NodeUnpublishVolumeRequest {
+            volume_id: "bucket/v".into(),
+            target_path: p.kubelet.join("pods/p/mount").display().to_string(),
+        })
+        .await
+        .unwrap();
+        node.node_unstage_volume(NodeUnstageVolumeRequest {
+            volume_id: "bucket/v".into(),
+            staging_target_path: staging.display().to_string(),
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_controller_only_plugin_refuses_node_calls() {
+        let p = in_process(ServeMode::Controller).await;
+        let caps = ControllerClient::new(p.channel.clone())
+            .controller_get_capabilities(ControllerGetCapabilitiesRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(caps.capabilities.len(), 1);
+        let mut node = NodeClient::new(p.channel.clone());
+        let err = node
+            .node_unstage_volume(NodeUnstageVolumeRequest {
+                volume_id: "bucket/v".into(),
+                staging_target_path: p.kubelet.join("plugins/x").display().to_string(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unimplemented);
+    }
 }
