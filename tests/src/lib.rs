@@ -11,10 +11,12 @@
 //! - [`backend`] puts Garage and the embedded endpoint behind one type, so
 //!   the store conformance suite runs the same cases against both.
 //! - [`process`] runs child processes with a deadline.
+//! - [`csi`] runs the real `csi-os` plugin and connects tonic clients to it.
 //!
 //! Nothing here is a mock: the store tests talk HTTP to real servers.
 
 pub mod backend;
+pub mod csi;
 pub mod fault_proxy;
 pub mod garage;
 pub mod mount;
