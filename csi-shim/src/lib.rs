@@ -10,6 +10,8 @@
 //! - [`secrets`]: the os-csi Secret keys, kept out of `Debug`;
 //! - [`store`]: creating and deleting a volume's prefix in the bucket;
 //! - [`launcher`]: starting and stopping daemons, credential hand-over;
+//! - [`keeper`]: a copy of each volume's FUSE fd, and restarting a volume's
+//!   dead daemon on it;
 //! - [`mounts`]: mount table, bind mounts, unmounts;
 //! - [`paths`]: validation of every path from an RPC;
 //! - [`state`]: per-volume records in the state directory;
@@ -19,6 +21,7 @@
 pub mod controller;
 pub mod error;
 pub mod identity;
+pub mod keeper;
 pub mod launcher;
 pub mod mounts;
 pub mod node;

@@ -63,13 +63,13 @@ pub fn health(path: &Path) -> MountHealth {
     if !is_mount_point(path) {
         return MountHealth::NotMounted;
     }
-    match std::fs::metadata(path) {
+    // statfs, not stat: the kernel answers a stat from its attribute cache
+    // for a while after the connection died, but always asks for statfs.
+    // ENOTCONN or ECONNABORTED is a dead connection; any other failure to
+    // stat a listed mount point counts as dead too, so the caller replaces
+    // it rather than publishing it.
+    match nix::sys::statvfs::statvfs(path) {
         Ok(_) => MountHealth::Live,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTCONN | libc::ECONNABORTED)) => {
-            MountHealth::Dead
-        }
-        // Any other failure to stat a listed mount point: treat it as dead,
-        // so the caller replaces it rather than publishing it.
         Err(_) => MountHealth::Dead,
     }
 }

@@ -151,6 +151,13 @@ impl NodeService {
             log_file,
         };
         state.save(&rec)?;
+        if let Err(e) =
+            self.plugin()
+                .keeper
+                .keep(&req.volume_id, &staging, &access.credentials, &rec.log_file)
+        {
+            tracing::warn!(volume_id = %req.volume_id, error = %e, "cannot keep a copy of the volume's FUSE connection; a crash of its whole daemon would need a NodeStage");
+        }
         rebind_targets(&rec).await;
         Ok(NodeStageVolumeResponse {})
     }
@@ -175,6 +182,7 @@ impl NodeService {
                 }
             }
         }
+        self.plugin().keeper.release(&req.volume_id);
         mounts::unmount(&staging).await?;
         let unit = rec.as_ref().and_then(|r| r.unit.clone());
         self.plugin()

@@ -10,6 +10,7 @@ use std::time::Instant;
 use tonic::{Response, Status};
 
 use crate::error::{CsiError, CsiResult};
+use crate::keeper::Keeper;
 use crate::launcher::Launcher;
 use crate::proto::VolumeCapability;
 use crate::proto::volume_capability::{AccessType, access_mode::Mode};
@@ -45,6 +46,8 @@ pub struct Plugin {
     /// The node's volume records (node modes only).
     pub state: Option<StateDir>,
     pub launcher: Launcher,
+    /// Copies of the volumes' FUSE connections (daemon-crash recovery).
+    pub keeper: Arc<Keeper>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -53,6 +56,7 @@ impl Plugin {
         Plugin {
             config,
             state,
+            keeper: Arc::new(Keeper::new(launcher.ossfs_bin.clone())),
             launcher,
             locks: Mutex::new(HashMap::new()),
         }

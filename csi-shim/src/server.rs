@@ -190,6 +190,9 @@ pub async fn run(args: Args) -> Result<(), StartError> {
         launcher,
     ));
     adopt(&plugin).await;
+    if plugin.serves_node() {
+        plugin.keeper.clone().spawn_watchdog();
+    }
 
     let listener = bind_socket(&socket)?;
     tracing::info!(

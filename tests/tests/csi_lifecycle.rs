@@ -23,6 +23,39 @@ use e2e::mount::{daemons_for, is_mounted};
 use e2e::unique_prefix;
 use ossfs_rs::store::PutOptions;
 
+/// The supervisor and worker pids of the daemon serving `staging`.
+fn daemon_pids(staging: &str) -> (i32, i32) {
+    let out = Command::new(e2e::mount::ossfs_binary())
+        .args(["status", staging, "--json"])
+        .output()
+        .expect("ossfs-rs status");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    let sup = &rows[0]["supervisor"];
+    (
+        sup["pid"].as_i64().unwrap_or(0) as i32,
+        sup["worker_pid"].as_i64().unwrap_or(0) as i32,
+    )
+}
+
+/// Kill a volume's supervisor and worker so that neither can replace the
+/// other: stop the worker, kill the supervisor, then kill the worker.
+fn kill_whole_daemon(staging: &str) -> (i32, i32) {
+    let (sup, worker) = daemon_pids(staging);
+    assert!(sup > 0 && worker > 0, "no daemon pids for {staging}");
+    // SAFETY: kill(2) on the pids `ossfs-rs status` reports for our volume.
+    unsafe {
+        libc::kill(worker, libc::SIGSTOP);
+        libc::kill(sup, libc::SIGKILL);
+        libc::kill(worker, libc::SIGKILL);
+    }
+    (sup, worker)
+}
+
 /// A volume created, staged and known by its paths.
 struct Staged {
     id: String,
@@ -701,12 +734,11 @@ async fn a_dead_daemon_is_reported_and_restaged() {
     publish(&mut csi, &s, &target, rwo(), false).await;
     std::fs::write(format!("{target}/kept"), b"kept").unwrap();
 
-    let daemons = daemons_for(Path::new(&s.staging));
-    assert_eq!(daemons.len(), 1);
-    // SAFETY: kill(2) on the daemon pid found serving our staging path.
-    unsafe {
-        libc::kill(daemons[0], libc::SIGKILL);
-    }
+    assert_eq!(daemons_for(Path::new(&s.staging)).len(), 1);
+    // The plugin goes first (a restart loses its copy of the connection),
+    // then the whole daemon: supervisor and worker together.
+    plugin.kill_group();
+    kill_whole_daemon(&s.staging);
     let mut dead = false;
     for _ in 0..100 {
         if let Err(e) = std::fs::metadata(format!("{target}/kept"))
@@ -719,7 +751,6 @@ async fn a_dead_daemon_is_reported_and_restaged() {
     }
     assert!(dead, "the target reports ENOTCONN once its daemon is gone");
 
-    plugin.kill_group();
     plugin.spawn().await;
     let mut csi = plugin.connect().await;
     let log = plugin.log();
@@ -755,6 +786,103 @@ async fn a_dead_daemon_is_reported_and_restaged() {
     assert_eq!(daemons_for(Path::new(&s.staging)).len(), 1);
     unpublish(&mut csi, &s, &target).await;
     unstage(&mut csi, &s).await;
+    delete(&mut csi, &v.volume_id, &secrets).await;
+    assert_eq!(
+        keys_under(store.as_ref(), &base).await,
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_daemon_killed_is_restarted_on_the_kept_connection() {
+    let g = garage().await;
+    let store = garage_store().await;
+    let base = unique_prefix("csi-kept");
+    let plugin = CsiPlugin::start("kept").await;
+    let mut csi = plugin.connect().await;
+    let secrets = garage_secrets(g);
+    let v = create(&mut csi, "pvc-kept", sc_params(g, &base), &secrets).await;
+    let s = stage(
+        &plugin,
+        &mut csi,
+        &v.volume_id,
+        v.volume_context,
+        &secrets,
+        "pvc-kept",
+    )
+    .await;
+    let target = plugin.target_path("pod-kept", "pvc-kept");
+    publish(&mut csi, &s, &target, rwo(), false).await;
+    let data: Vec<u8> = (0..1024 * 1024).map(|i| (i % 241) as u8).collect();
+    std::fs::write(format!("{target}/data.bin"), &data).unwrap();
+    let expected = plugin.root().join("expected-kept.bin");
+    std::fs::write(&expected, &data).unwrap();
+    let stop = plugin.root().join("stop-kept");
+    let script = format!(
+        "ok=0; err=0; while [ ! -e '{stop}' ]; do \
+           if cmp -s '{target}/data.bin' '{expected}'; then ok=$((ok+1)); else err=$((err+1)); fi; \
+         done; echo \"$ok $err\"",
+        stop = stop.display(),
+        expected = expected.display(),
+    );
+    let mut reader = Command::new("unshare")
+        .args(["--mount", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("unshare (util-linux) runs the reader in its own mount namespace");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let (old_sup, old_worker) = kill_whole_daemon(&s.staging);
+    // The plugin's watchdog starts a new daemon on its copy of the fd.
+    let mut replaced = None;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (sup, worker) = daemon_pids(&s.staging);
+        if sup != old_sup && worker != old_worker && sup > 0 && worker > 0 {
+            replaced = Some((sup, worker));
+            break;
+        }
+    }
+    assert!(
+        replaced.is_some(),
+        "no new daemon on the kept connection\n{}",
+        plugin.log_tail()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    std::fs::write(&stop, b"").unwrap();
+    let mut out = String::new();
+    reader
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(reader.wait().unwrap().success());
+    let counts: Vec<u64> = out.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert_eq!(counts.len(), 2, "reader output {out:?}");
+    eprintln!(
+        "reader across the daemon's death: {} full reads, {} errors",
+        counts[0], counts[1]
+    );
+    assert!(counts[0] > 0, "the reader read ({out})");
+    assert_eq!(
+        counts[1], 0,
+        "read errors across the daemon's death ({out})"
+    );
+    assert!(
+        plugin
+            .log()
+            .contains("daemon restarted on the kept connection"),
+        "{}",
+        plugin.log_tail()
+    );
+    // Writes work through the new daemon, and the volume still unstages.
+    std::fs::write(format!("{target}/after"), b"after").unwrap();
+    unpublish(&mut csi, &s, &target).await;
+    unstage(&mut csi, &s).await;
+    assert!(!is_mounted(Path::new(&s.staging)));
     delete(&mut csi, &v.volume_id, &secrets).await;
     assert_eq!(
         keys_under(store.as_ref(), &base).await,

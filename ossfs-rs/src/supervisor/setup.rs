@@ -93,16 +93,13 @@ fn credential_options(req: &MountRequest, plan: &Plan) -> CredentialOptions {
     opts
 }
 
-/// Credentials a supervisor hands each worker: the keys when they were
-/// read once (passwd file, environment), so the file may be removed after
-/// the mount (the CSI plugin does); `None` for an STS directory, which
-/// every worker re-reads as the token rotates.
+/// Credentials a supervisor hands each worker, read once at mount time, so
+/// the passwd file or STS directory may be removed after the mount (the
+/// CSI plugin does). A worker still prefers an STS directory that exists,
+/// which it re-reads as the token rotates (see [`store`]).
 pub fn handoff_credentials(
     req: &MountRequest,
 ) -> Result<Option<(Credentials, String)>, ServeError> {
-    if req.options.sts_dir.is_some() {
-        return Ok(None);
-    }
     let args = check_args(req)?;
     let plan = Plan::from_args(&args).map_err(|e| ServeError::Usage(e.to_string()))?;
     let provider =
@@ -128,7 +125,10 @@ pub fn store(
         config.retry.max_attempts = u32::MAX;
     }
     let mut opts = credential_options(req, &plan);
-    if let Some((keys, label)) = creds {
+    let rotating = opts.sts_dir.as_ref().is_some_and(|d| d.is_dir());
+    if let Some((keys, label)) = creds
+        && !rotating
+    {
         opts.static_keys = Some(keys);
         opts.static_label = label;
     }
