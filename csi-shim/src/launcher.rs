@@ -26,9 +26,9 @@
 //! removed as soon as it returns, whatever the outcome. Secrets never go on
 //! a command line or into an environment.
 //!
-//! Daemon-crash recovery (keeping each volume's `/dev/fuse` fd and starting
-//! a new daemon on it) belongs to the ossfs-rs supervisor, which is being
-//! built separately; see `node::adopt` for where the plugin hands over.
+//! A daemon that crashes is recovered without the launcher: its supervisor
+//! and worker replace each other, and the plugin's [`crate::keeper`] starts
+//! a new one on its copy of the `/dev/fuse` fd if both die.
 
 use std::fs::OpenOptions;
 use std::io::Write;

@@ -382,10 +382,11 @@ fn pod_of(target: &Path) -> Option<&str> {
 /// kept on disk, so it is remounted at the volume's next NodeStageVolume,
 /// and the pods using its targets are named in the log.
 ///
-/// Supervisor hand-over point: once ossfs-rs runs as a supervisor that
-/// keeps the `/dev/fuse` fd (issue "Supervised restart"), a dead worker is
-/// restarted by that supervisor on the live connection and this function
-/// sees the mount live; nothing here has to change for that case.
+/// A crashed worker or supervisor is replaced by the other half of the
+/// daemon on the live connection, so this function sees the mount live.
+/// The plugin's own copy of the fd ([`crate::keeper`]) died with the old
+/// plugin process: a volume re-adopted here is not kept again until its
+/// next NodeStageVolume.
 pub async fn adopt(plugin: &Plugin) {
     let Some(state) = &plugin.state else {
         return;
