@@ -212,7 +212,9 @@ impl InodeTable {
             }
         }
         let ino = self.next;
-        self.exec(JournalOp::Insert {
+        // Not journaled: the kernel does not know a node until its first
+        // reference, which journals the whole record (see `add_ref`).
+        self.apply(JournalOp::Insert {
             ino,
             parent,
             name: name.to_string(),
@@ -225,18 +227,22 @@ impl InodeTable {
     ///
     /// Only the first reference is journaled (see [`InodeTable::forget`]).
     pub fn add_ref(&mut self, ino: u64) {
-        match self.records.get(&ino).map(|r| r.lookups) {
-            Some(0) => self.exec(JournalOp::Ref { ino }),
-            Some(_) => self.apply(JournalOp::Ref { ino }),
-            None => {}
+        let first = match self.records.get(&ino).map(|r| r.lookups) {
+            Some(n) => n == 0,
+            None => return,
+        };
+        self.apply(JournalOp::Ref { ino });
+        if first && let (Some(j), Some(r)) = (&self.journal, self.records.get(&ino)) {
+            j.record(&JournalOp::Node(r.clone()));
         }
     }
 
     /// Drop `ino` if the kernel holds no reference to it (after a reply
     /// that was not delivered).
     pub fn prune(&mut self, ino: u64) {
+        // Never journaled (it had no reference), so nothing to journal.
         if ino != ROOT_INO && self.records.get(&ino).is_some_and(|r| r.lookups == 0) {
-            self.exec(JournalOp::Remove { ino });
+            self.apply(JournalOp::Remove { ino });
         }
     }
 

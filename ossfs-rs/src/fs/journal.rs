@@ -3,13 +3,21 @@
 //! A worker that dies leaves the kernel holding node ids and file handles
 //! it handed out, and writers with data in staging files. The next worker
 //! must answer for exactly those ids (DESIGN.md section 5), so every change
-//! to the inode and handle tables is recorded as a [`JournalOp`] *before*
-//! the reply that reveals it reaches the kernel: each table calls its
-//! [`JournalSink`] from inside the mutation, under the table's lock, so the
-//! journal's order is the tables' order. Replaying the operations in order
-//! into empty tables ([`Restored::apply`]) rebuilds the same tables, node
-//! ids included, because each operation is applied by the same code that
-//! ran it the first time.
+//! the kernel can see is recorded as a [`JournalOp`] *before* the reply
+//! that reveals it reaches the kernel: each table calls its [`JournalSink`]
+//! from inside the mutation, under the table's lock, so the journal's order
+//! is the tables' order. Replaying the operations in order into empty
+//! tables ([`Restored::apply`]) rebuilds the same tables, node ids
+//! included, because each operation is applied by the same code that ran
+//! it the first time.
+//!
+//! What the kernel cannot see is left out, which keeps the journal off the
+//! hot path: a node is journaled whole when it gets its first kernel
+//! reference (a node never referenced is unknown to the kernel), further
+//! references and forgets are not counted until the forget that drops the
+//! last one, so a warm `ls -l` writes nothing. A restarted worker counts one
+//! reference per node; the kernel's FORGET, which carries its whole count
+//! when it drops an inode, still removes it.
 //!
 //! The journal also keeps the answers of non-idempotent requests
 //! (create, mkdir, unlink, ...) keyed by the request's `unique`, so that a
