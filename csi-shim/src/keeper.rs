@@ -30,7 +30,7 @@ use std::time::Duration;
 use ossfs_rs::store::Credentials;
 use ossfs_rs::supervisor::control;
 use ossfs_rs::supervisor::state::{StateDir, SupervisorInfo, state_dir_for};
-use ossfs_rs::supervisor::supervise::{child_command, creds_pipe};
+use ossfs_rs::supervisor::supervise::supervise_command;
 
 /// How often the watchdog looks at the daemons.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
@@ -159,33 +159,16 @@ impl Keeper {
     }
 
     fn restart(&self, kept: &Kept) -> std::io::Result<u32> {
-        let creds = creds_pipe(&Some((kept.creds.clone(), "CSI secret".to_string())))?;
-        let fuse_fd = kept.fuse.as_raw_fd();
-        let mut cmd = child_command(&self.ossfs_bin, &[fuse_fd, creds.as_raw_fd()]);
-        {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: setsid is async-signal-safe; the daemon must not be in
-            // the plugin's process group (a container restart kills that).
-            unsafe {
-                cmd.pre_exec(|| {
-                    libc::setsid();
-                    Ok(())
-                });
-            }
-        }
+        let creds = Some((kept.creds.clone(), "CSI secret".to_string()));
+        let fuse = kept.fuse.as_raw_fd();
+        // In a session of its own: not in the plugin's process group.
+        let (mut cmd, _pipe) =
+            supervise_command(&self.ossfs_bin, &kept.state.dir, fuse, &creds, None, true)?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&kept.log_file)?;
-        cmd.arg("__supervise")
-            .arg("--state-dir")
-            .arg(&kept.state.dir)
-            .arg("--fuse-fd")
-            .arg(fuse_fd.to_string())
-            .arg("--creds-fd")
-            .arg(creds.as_raw_fd().to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log));
+        cmd.stdout(Stdio::null()).stderr(Stdio::from(log));
         let mut child = cmd.spawn()?;
         let pid = child.id();
         // Reap it whenever it ends (it normally outlives us).

@@ -524,6 +524,27 @@ fn three_live_upgrades_under_load_lose_nothing() {
         );
         assert_eq!(status["supervisor"]["upgrades"].as_u64(), Some(i));
     }
+    // The supervisor replaces itself in place (same pid, the worker stays).
+    let (sup, worker) = (m.supervisor_pid(), m.worker_pid());
+    let out = Command::new(e2e::mount::ossfs_binary())
+        .arg("upgrade")
+        .arg(m.path())
+        .arg("--supervisor")
+        .output()
+        .unwrap_or_else(|e| panic!("ossfs-rs upgrade --supervisor: {e}"));
+    assert!(
+        out.status.success(),
+        "supervisor upgrade failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        m.log_tail()
+    );
+    let status = m.status();
+    assert_eq!(status["supervisor"]["pid"].as_i64(), Some(i64::from(sup)));
+    assert_eq!(
+        status["supervisor"]["worker_pid"].as_i64(),
+        Some(i64::from(worker))
+    );
+    assert_eq!(status["answering"].as_bool(), Some(true), "{status}");
     pause(1000, 1200);
     stop.store(true, Ordering::Release);
     for t in load {

@@ -13,10 +13,8 @@
 //! (code 7) has no body and asks the kernel to queue again every request a
 //! reader took but did not answer.
 
-use std::ffi::{CString, OsStr};
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -303,11 +301,6 @@ pub fn unmount(mountpoint: &Path, lazy: bool) -> io::Result<()> {
             String::from_utf8_lossy(&out.stderr).trim().to_string(),
         ))
     }
-}
-
-/// `path` as a C string (for messages and syscalls).
-pub fn c_path(path: &OsStr) -> io::Result<CString> {
-    CString::new(path.as_bytes()).map_err(|_| io::Error::other("path contains a NUL byte"))
 }
 
 #[cfg(test)]

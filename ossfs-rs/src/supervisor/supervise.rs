@@ -103,7 +103,6 @@ pub struct Supervisor {
     binary: Mutex<PathBuf>,
     upgrade: Mutex<Upgrade>,
     upgraded: Condvar,
-    exec_supervisor: Mutex<Option<PathBuf>>,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -372,6 +371,45 @@ pub fn child_command(binary: &Path, fds: &[RawFd]) -> Command {
     cmd
 }
 
+/// The command that starts a supervisor taking over the live connection
+/// `fuse` of the mount whose state is in `state_dir`: `__supervise`, with
+/// the fd and a pipe of `creds` inherited, adopting `worker` when given (else
+/// it starts one). `new_session`: in a session of its own, so that a signal
+/// to the caller's process group (a container restart) does not reach it.
+/// The returned pipe must stay open until the command has started.
+pub fn supervise_command(
+    binary: &Path,
+    state_dir: &Path,
+    fuse: RawFd,
+    creds: &Creds,
+    worker: Option<u32>,
+    new_session: bool,
+) -> std::io::Result<(Command, OwnedFd)> {
+    let pipe = creds_pipe(creds)?;
+    let mut cmd = child_command(binary, &[fuse, pipe.as_raw_fd()]);
+    if new_session {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid is async-signal-safe and touches no memory.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+    }
+    cmd.arg("__supervise")
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("--fuse-fd")
+        .arg(fuse.to_string())
+        .arg("--creds-fd")
+        .arg(pipe.as_raw_fd().to_string());
+    if let Some(pid) = worker {
+        cmd.arg("--worker-pid").arg(pid.to_string());
+    }
+    Ok((cmd, pipe))
+}
+
 impl Supervisor {
     fn new(
         state: StateDir,
@@ -393,7 +431,6 @@ impl Supervisor {
             binary: Mutex::new(worker_binary),
             upgrade: Mutex::new(Upgrade::default()),
             upgraded: Condvar::new(),
-            exec_supervisor: Mutex::new(None),
         }
     }
 
@@ -553,11 +590,6 @@ impl Supervisor {
         loop {
             let pid = worker.pid();
             let (code, what) = Self::wait(worker);
-            if let Some(binary) = lock(&self.exec_supervisor).take() {
-                // Unreachable in practice: exec happens from the control
-                // thread; kept so a failed exec is not lost.
-                warn!(binary = %binary.display(), "supervisor upgrade pending while the worker ended");
-            }
             let upgrading = lock(&self.upgrade).binary.is_some();
             if code == Some(0) {
                 info!(worker = pid, "the mount is gone; supervisor exits");
@@ -688,25 +720,13 @@ impl Supervisor {
     /// Re-execute this supervisor from `binary`, keeping pid, worker and fd.
     fn exec_self(&self, binary: &Path) -> String {
         use std::os::unix::process::CommandExt;
-        let creds = match creds_pipe(&self.creds) {
-            Ok(c) => c,
-            Err(e) => return format!("cannot pass the credentials: {e}"),
-        };
-        let fuse_fd = self.fuse.as_raw_fd();
-        let worker = *lock(&self.worker_pid);
-        let mut cmd = child_command(binary, &[fuse_fd, creds.as_raw_fd()]);
-        cmd.arg("__supervise")
-            .arg("--state-dir")
-            .arg(&self.state.dir)
-            .arg("--fuse-fd")
-            .arg(fuse_fd.to_string())
-            .arg("--creds-fd")
-            .arg(creds.as_raw_fd().to_string())
-            .arg("--worker-pid")
-            .arg(worker.to_string());
-        // pre_exec hooks run before exec here too (clearing CLOEXEC).
-        let err = cmd.exec();
-        format!("cannot exec {}: {err}", binary.display())
+        let worker = Some(*lock(&self.worker_pid));
+        let fuse = self.fuse.as_raw_fd();
+        match supervise_command(binary, &self.state.dir, fuse, &self.creds, worker, false) {
+            // pre_exec hooks run before exec too (clearing CLOEXEC).
+            Ok((mut cmd, _pipe)) => format!("cannot exec {}: {}", binary.display(), cmd.exec()),
+            Err(e) => format!("cannot pass the credentials: {e}"),
+        }
     }
 }
 
@@ -776,33 +796,15 @@ pub fn watch_supervisor(pid: u32, state_dir: PathBuf, fuse: BorrowedFd<'_>, cred
                     "the supervisor died; starting a new one"
                 );
                 let binary = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("ossfs-rs"));
-                let creds_fd = match creds_pipe(&creds) {
-                    Ok(fd) => fd,
-                    Err(e) => {
-                        error!(error = %e, "cannot pass the credentials to a new supervisor");
-                        return;
-                    }
-                };
-                let mut cmd = child_command(&binary, &[fuse_fd, creds_fd.as_raw_fd()]);
-                {
-                    use std::os::unix::process::CommandExt;
-                    // SAFETY: setsid is async-signal-safe.
-                    unsafe {
-                        cmd.pre_exec(|| {
-                            libc::setsid();
-                            Ok(())
-                        });
-                    }
-                }
-                cmd.arg("__supervise")
-                    .arg("--state-dir")
-                    .arg(&state_dir)
-                    .arg("--fuse-fd")
-                    .arg(fuse_fd.to_string())
-                    .arg("--creds-fd")
-                    .arg(creds_fd.as_raw_fd().to_string())
-                    .arg("--worker-pid")
-                    .arg(std::process::id().to_string());
+                let me = Some(std::process::id());
+                let (mut cmd, _pipe) =
+                    match supervise_command(&binary, &state_dir, fuse_fd, &creds, me, true) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            error!(error = %e, "cannot pass the credentials to a new supervisor");
+                            return;
+                        }
+                    };
                 match cmd.spawn() {
                     Ok(child) => {
                         info!(supervisor = child.id(), "new supervisor started");
