@@ -525,7 +525,13 @@ mod serve {
         let credentials = resolve(&cred_opts).map_err(|e| ServeError::Setup(e.to_string()))?;
         let client =
             RestClient::new(config, credentials).map_err(|e| ServeError::Setup(e.to_string()))?;
-        let store: Arc<dyn ObjectStore> = Arc::new(client);
+        let mut store: Arc<dyn ObjectStore> = Arc::new(client);
+        if let Some(addr) = req.options.metrics {
+            runtime
+                .block_on(crate::metrics::serve(addr))
+                .map_err(|e| ServeError::Setup(format!("metrics endpoint {addr}: {e}")))?;
+            store = Arc::new(crate::metrics::MeteredStore::new(store));
+        }
 
         let o = &req.options;
         let mut fs_config = FsConfig {
@@ -542,6 +548,9 @@ mod serve {
         fs_config.mp_umask = o.mp_umask;
         fs_config.multipart_size = o.multipart_size;
         fs_config.parallel_count = o.parallel_count;
+        fs_config.memory_limit = o.memory_limit;
+        fs_config.cache_size = o.cache_size;
+        fs_config.prefetch_window = o.prefetch_window;
         fs_config.staging_dir = o
             .tmpdir
             .clone()

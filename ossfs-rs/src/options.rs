@@ -47,6 +47,15 @@ pub struct MountOptions {
     pub multipart_size: u64,
     /// Parallel part uploads (`parallel_count=`).
     pub parallel_count: usize,
+    /// Bytes of data buffers (prefetch, block cache, upload parts) at most
+    /// (`memory_limit=MiB`, 512).
+    pub memory_limit: u64,
+    /// Bytes of the in-memory block cache (`cache_size=MiB`, 256; 0 = off).
+    pub cache_size: u64,
+    /// Largest read-ahead of one open file (`prefetch_window=MiB`, 64).
+    pub prefetch_window: u64,
+    /// Serve Prometheus metrics on this address (`metrics=127.0.0.1:PORT`).
+    pub metrics: Option<std::net::SocketAddr>,
     /// Log level (`dbglevel=`: crit, err, warn, info, debug).
     pub dbglevel: Option<String>,
     pub logfile: Option<PathBuf>,
@@ -77,6 +86,10 @@ impl Default for MountOptions {
             tmpdir: None,
             multipart_size: 10 * 1024 * 1024,
             parallel_count: 5,
+            memory_limit: crate::memory::DEFAULT_MEMORY_LIMIT,
+            cache_size: 256 * 1024 * 1024,
+            prefetch_window: 64 * 1024 * 1024,
+            metrics: None,
             dbglevel: None,
             logfile: None,
         }
@@ -194,6 +207,39 @@ impl MountOptions {
                 }
                 self.parallel_count = n;
             }
+            "memory_limit" => {
+                let mb: u64 = parse_num(name, need(value)?)?;
+                if !(16..=1024 * 1024).contains(&mb) {
+                    return Err(bad(
+                        name,
+                        &mb.to_string(),
+                        "must be between 16 and 1048576 (MiB)",
+                    ));
+                }
+                self.memory_limit = mb * 1024 * 1024;
+            }
+            "cache_size" => {
+                let mb: u64 = parse_num(name, need(value)?)?;
+                self.cache_size = mb.saturating_mul(1024 * 1024);
+            }
+            "prefetch_window" => {
+                let mb: u64 = parse_num(name, need(value)?)?;
+                if !(1..=4096).contains(&mb) {
+                    return Err(bad(
+                        name,
+                        &mb.to_string(),
+                        "must be between 1 and 4096 (MiB)",
+                    ));
+                }
+                self.prefetch_window = mb * 1024 * 1024;
+            }
+            "metrics" => {
+                let addr = need(value)?;
+                self.metrics = Some(
+                    addr.parse()
+                        .map_err(|_| bad(name, &addr, "an address such as 127.0.0.1:9100"))?,
+                );
+            }
             "dbglevel" => {
                 let level = need(value)?;
                 if !matches!(
@@ -275,6 +321,18 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_data_path_options() {
+        let mut o = MountOptions::default();
+        assert_eq!(o.memory_limit, 512 * 1024 * 1024);
+        o.apply_all(["memory_limit=1024,cache_size=0,prefetch_window=16,metrics=127.0.0.1:9100"])
+            .unwrap();
+        assert_eq!(o.memory_limit, 1024 * 1024 * 1024);
+        assert_eq!(o.cache_size, 0);
+        assert_eq!(o.prefetch_window, 16 * 1024 * 1024);
+        assert_eq!(o.metrics, "127.0.0.1:9100".parse().ok());
+    }
+
+    #[test]
     fn unknown_and_bad_options_are_named() {
         let mut o = MountOptions::default();
         assert_eq!(
@@ -296,6 +354,14 @@ mod tests {
         ));
         assert!(matches!(
             o.apply("dbglevel=loud"),
+            Err(OptionError::BadValue { .. })
+        ));
+        assert!(matches!(
+            o.apply("memory_limit=1"),
+            Err(OptionError::BadValue { .. })
+        ));
+        assert!(matches!(
+            o.apply("metrics=localhost"),
             Err(OptionError::BadValue { .. })
         ));
         // A value on an ignored flag is not silently accepted.

@@ -62,8 +62,14 @@ use meta::{AttrPolicy, NodeInfo};
 use name::Keys;
 use staging::{Staging, StagingRecord};
 
+use crate::cache::BlockCache;
+use crate::memory::MemoryBudget;
+use crate::prefetch::{PrefetchConfig, Reader};
 use crate::store::ObjectStore;
 use crate::upload::{UploadConfig, max_file_size};
+
+/// Size of a block of the block cache, and the unit of random reads.
+pub const BLOCK_SIZE: u64 = 128 * 1024;
 
 /// How a bucket (or a prefix of one) is mounted. Every field has an
 /// ossfs counterpart, named in its doc.
@@ -106,6 +112,13 @@ pub struct FsConfig {
     /// Parts uploaded, and keys copied by a directory rename, at once
     /// (`parallel_count`, 5).
     pub parallel_count: usize,
+    /// Bytes of data buffers at most: read-ahead, cached blocks, upload
+    /// parts (`memory_limit`, 512 MiB).
+    pub memory_limit: u64,
+    /// Bytes of the shared block cache (`cache_size`, 256 MiB; 0 = off).
+    pub cache_size: u64,
+    /// Largest read-ahead of one open file (`prefetch_window`, 64 MiB).
+    pub prefetch_window: u64,
 }
 
 impl Default for FsConfig {
@@ -130,6 +143,9 @@ impl Default for FsConfig {
             staging_dir: std::env::temp_dir(),
             multipart_size: UploadConfig::default().multipart_size,
             parallel_count: UploadConfig::default().parallel_count,
+            memory_limit: crate::memory::DEFAULT_MEMORY_LIMIT,
+            cache_size: 256 * 1024 * 1024,
+            prefetch_window: PrefetchConfig::default().max_window,
         }
     }
 }
@@ -184,6 +200,20 @@ struct StagingSlot {
     writers: usize,
 }
 
+/// A read-only handle's reader and the upload generation it checked last.
+struct ReaderSlot {
+    reader: Arc<Reader>,
+    content_gen: std::sync::atomic::AtomicU64,
+}
+
+/// Which object version each file was last opened with, and which handles
+/// may keep the kernel's page cache.
+#[derive(Debug, Default)]
+struct OpenedVersions {
+    etags: HashMap<u64, String>,
+    keep_cache: std::collections::HashSet<u64>,
+}
+
 /// The filesystem. Share it behind an `Arc`; every method takes `&self`.
 pub struct Fs {
     store: Arc<dyn ObjectStore>,
@@ -196,6 +226,19 @@ pub struct Fs {
     handles: Mutex<HandleTable>,
     stagings: Mutex<HashMap<u64, StagingSlot>>,
     cache: Mutex<StatCache>,
+    /// The global budget for data buffers.
+    budget: MemoryBudget,
+    /// Object blocks shared by every reader.
+    blocks: Arc<BlockCache>,
+    prefetch: PrefetchConfig,
+    /// The read side of open handles, by file handle.
+    readers: Mutex<HashMap<u64, Arc<ReaderSlot>>>,
+    /// The ETag each file was last opened with (the kernel may keep its
+    /// page cache when it is unchanged), and handles opened that way.
+    opened: Mutex<OpenedVersions>,
+    /// Bumped whenever this mount uploads new content, so readers check
+    /// that their object version is still current.
+    content_gen: std::sync::atomic::AtomicU64,
     warned: WarnOnce,
     mounted_at: SystemTime,
 }
@@ -246,6 +289,7 @@ impl Fs {
             config.stat_cache_size,
             config.negative_cache,
         );
+        let budget = MemoryBudget::new(config.memory_limit);
         Ok(Self {
             store,
             keys,
@@ -256,6 +300,19 @@ impl Fs {
             handles: Mutex::new(HandleTable::new()),
             stagings: Mutex::new(HashMap::new()),
             cache: Mutex::new(cache),
+            blocks: Arc::new(BlockCache::new(
+                BLOCK_SIZE,
+                config.cache_size,
+                budget.clone(),
+            )),
+            budget,
+            prefetch: PrefetchConfig {
+                max_window: config.prefetch_window,
+                ..PrefetchConfig::default()
+            },
+            readers: Mutex::new(HashMap::new()),
+            opened: Mutex::new(OpenedVersions::default()),
+            content_gen: std::sync::atomic::AtomicU64::new(0),
             warned: WarnOnce::new(100_000),
             mounted_at: SystemTime::now(),
             config,
@@ -265,6 +322,16 @@ impl Fs {
     /// The configuration this filesystem runs with.
     pub fn config(&self) -> &FsConfig {
         &self.config
+    }
+
+    /// The global memory budget of data buffers.
+    pub fn memory_budget(&self) -> &MemoryBudget {
+        &self.budget
+    }
+
+    /// Bytes held by the block cache now.
+    pub fn block_cache_bytes(&self) -> u64 {
+        self.blocks.bytes()
     }
 
     /// The store underneath.
@@ -338,7 +405,9 @@ impl Fs {
     }
 
     fn cache_get(&self, path: &str) -> Option<Cached> {
-        lock(&self.cache).get(path, Instant::now())
+        let got = lock(&self.cache).get(path, Instant::now());
+        crate::metrics::METRICS.cache(crate::metrics::Cache::Stat, got.is_some());
+        got
     }
 
     fn cache_put(&self, path: &str, info: &NodeInfo) {

@@ -995,3 +995,86 @@ async fn a_failed_last_close_keeps_the_staged_data_on_disk() {
     assert_eq!(env.staging_files(), 1, "but its data stays on disk");
     assert_eq!(env.get("lost").await.as_deref(), Some(&b""[..]));
 }
+
+#[tokio::test]
+async fn readers_follow_uploads_and_keep_the_page_cache_only_when_unchanged() {
+    let env = Env::new().await;
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    env.put("r", &big, &[]).await;
+    let ino = env
+        .lookup_path("r")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .attr
+        .ino
+        .0;
+    // Read sequentially in kernel-sized pieces through the prefetcher.
+    assert_eq!(env.read_file("r").await, big);
+    // Opened again unchanged: the kernel may keep its page cache.
+    let a = env
+        .fs
+        .open(ino, libc::O_RDONLY)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(env.fs.keep_cache(a), "same ETag as the last open");
+    let head = env.fs.read(ino, a, 0, 10).await.unwrap_or_default();
+    assert_eq!(&head[..], &big[..10]);
+    // Rewritten through this mount while `a` stays open.
+    let w = env
+        .fs
+        .open(ino, libc::O_WRONLY | libc::O_TRUNC)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    env.fs
+        .write(ino, w, 0, Bytes::from_static(b"brand new"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    env.fs
+        .release(ino, w)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The open reader now reads the new version, not its prefetched bytes.
+    let seen = env.fs.read(ino, a, 0, 100).await.unwrap_or_default();
+    assert_eq!(&seen[..], b"brand new");
+    let past = env
+        .fs
+        .read(ino, a, 1_000_000, 100)
+        .await
+        .unwrap_or_default();
+    assert!(past.is_empty(), "the new version is 9 bytes long");
+    env.fs
+        .release(ino, a)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The next open sees another ETag: no page cache kept.
+    let b = env
+        .fs
+        .open(ino, libc::O_RDONLY)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!env.fs.keep_cache(b));
+    env.fs
+        .release(ino, b)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(env.read_file("r").await, b"brand new");
+}
+
+#[tokio::test]
+async fn uploads_and_reads_stay_within_a_small_memory_budget() {
+    let env = Env::with(|c| {
+        c.memory_limit = 16 * 1024 * 1024;
+        c.cache_size = 4 * 1024 * 1024;
+        c.multipart_size = 5 * 1024 * 1024;
+    })
+    .await;
+    let data: Vec<u8> = (0..12_000_000u32).map(|i| (i % 251) as u8).collect();
+    env.write_file("big", &data, 0o644).await;
+    assert_eq!(env.read_file("big").await, data);
+    // Everything reserved was given back.
+    assert_eq!(env.fs.memory_budget().used(), {
+        // The block cache keeps what it holds; nothing else remains.
+        env.fs.block_cache_bytes()
+    });
+    assert!(env.fs.block_cache_bytes() <= 4 * 1024 * 1024);
+}
