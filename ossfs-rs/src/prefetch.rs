@@ -394,7 +394,7 @@ impl Reader {
     /// `[start, end)` from the block cache, if every block is there.
     fn cached(&self, st: &State, start: u64, end: u64) -> Option<Bytes> {
         let block = self.cache.block_size();
-        if self.cache.is_disabled() || start % block != 0 {
+        if self.cache.is_disabled() || !start.is_multiple_of(block) {
             return None;
         }
         let mut pieces = Vec::new();
@@ -483,7 +483,7 @@ async fn fetch(
 /// Cut `data` (starting at the block boundary `start`) into cache blocks.
 fn insert_blocks(cache: &BlockCache, key: &Arc<str>, etag: &Arc<str>, start: u64, data: &Bytes) {
     let block = cache.block_size();
-    if start % block != 0 {
+    if !start.is_multiple_of(block) {
         return;
     }
     let mut at = 0usize;
