@@ -7,7 +7,8 @@
 //! [`fuse`] its thin FUSE adapter; [`prefetch`] (read-ahead per open
 //! file), [`cache`] (the shared block cache) and [`memory`] (the global
 //! budget for data buffers) are the read path under [`fs`], and
-//! [`metrics`] counts what the store and the caches do; the embedded endpoint ([`serve`]),
+//! [`metrics`] counts what the store and the caches do; [`readahead`]
+//! raises the kernel's readahead of the mount; the embedded endpoint ([`serve`]),
 //! the operator diagnosis ([`check`]), the demo ([`demo`]) and the command
 //! line ([`cli`]) sit on top of it. The binary's `main` only calls
 //! [`cli::run`].
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod mount;
 pub mod options;
 pub mod prefetch;
+pub mod readahead;
 pub mod serve;
 pub mod store;
 pub mod upload;

@@ -551,6 +551,7 @@ mod serve {
         fs_config.memory_limit = o.memory_limit;
         fs_config.cache_size = o.cache_size;
         fs_config.prefetch_window = o.prefetch_window;
+        fs_config.list_cache_ttl = o.list_cache_expire;
         fs_config.staging_dir = o
             .tmpdir
             .clone()
@@ -590,6 +591,10 @@ mod serve {
                 }
             })?;
         info!(mountpoint = %req.mountpoint.display(), bucket = %req.source.bucket, prefix = %req.source.prefix, "mounted");
+        let absolute = std::path::absolute(&req.mountpoint).unwrap_or(req.mountpoint.clone());
+        if let Err(e) = crate::readahead::raise(&absolute, crate::readahead::READ_AHEAD_KIB) {
+            tracing::debug!(error = %e, "kernel readahead left at its default");
+        }
 
         // SIGTERM and SIGINT unmount; the session loop then ends and the
         // filesystem's destroy uploads whatever is still staged.

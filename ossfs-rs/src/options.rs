@@ -39,6 +39,8 @@ pub struct MountOptions {
     pub nonempty: bool,
     pub max_stat_cache_size: usize,
     pub stat_cache_expire: Duration,
+    /// How long a directory listing is reused (`list_cache_expire=SECONDS`, 1).
+    pub list_cache_expire: Duration,
     /// Cache "does not exist" answers (`enable_noobj_cache`).
     pub negative_cache: bool,
     /// Where writers' staging files live (`tmpdir=`).
@@ -82,6 +84,7 @@ impl Default for MountOptions {
             nonempty: false,
             max_stat_cache_size: 100_000,
             stat_cache_expire: Duration::from_secs(900),
+            list_cache_expire: Duration::from_secs(1),
             negative_cache: false,
             tmpdir: None,
             multipart_size: 10 * 1024 * 1024,
@@ -182,6 +185,9 @@ impl MountOptions {
             "nonempty" => self.nonempty = true,
             "max_stat_cache_size" => {
                 self.max_stat_cache_size = parse_num::<usize>(name, need(value)?)?
+            }
+            "list_cache_expire" => {
+                self.list_cache_expire = Duration::from_secs(parse_num(name, need(value)?)?)
             }
             "stat_cache_expire" => {
                 self.stat_cache_expire = Duration::from_secs(parse_num(name, need(value)?)?)
@@ -324,12 +330,13 @@ mod tests {
     fn parses_the_data_path_options() {
         let mut o = MountOptions::default();
         assert_eq!(o.memory_limit, 512 * 1024 * 1024);
-        o.apply_all(["memory_limit=1024,cache_size=0,prefetch_window=16,metrics=127.0.0.1:9100"])
+        o.apply_all(["memory_limit=1024,cache_size=0,prefetch_window=16,metrics=127.0.0.1:9100,list_cache_expire=0"])
             .unwrap();
         assert_eq!(o.memory_limit, 1024 * 1024 * 1024);
         assert_eq!(o.cache_size, 0);
         assert_eq!(o.prefetch_window, 16 * 1024 * 1024);
         assert_eq!(o.metrics, "127.0.0.1:9100".parse().ok());
+        assert_eq!(o.list_cache_expire, Duration::ZERO);
     }
 
     #[test]

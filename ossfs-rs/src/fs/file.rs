@@ -20,6 +20,7 @@
 use std::ffi::OsStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tracing::{debug, error, warn};
@@ -74,8 +75,24 @@ impl Fs {
     /// opened with.
     async fn attach_reader(&self, ino: u64, fh: u64) -> Result<(), FsError> {
         let gen_before = self.content_gen.load(Ordering::Acquire);
-        let (rec, info) = self.info_of(ino).await?;
+        let (rec, mut info) = self.info_of(ino).await?;
         let writing = self.staging_of(ino).is_some();
+        let key = self.keys.object(&rec.path);
+        // The ETag decides whether the kernel may keep its cached pages and
+        // which cached blocks are valid: check it with a HEAD unless it was
+        // learnt within the attribute TTL (a lookup just before the open).
+        let age = lock(&self.cache).age(&rec.path, Instant::now());
+        if !writing && age.is_none_or(|a| a >= self.config.attr_ttl) {
+            match self.store.head(&key).await {
+                Ok(meta) if meta.etag != info.etag => {
+                    info = NodeInfo::from_object(&meta);
+                    self.cache_put(&rec.path, &info);
+                }
+                Ok(_) => self.cache_put(&rec.path, &info),
+                // Gone or unreachable: the reads will say so.
+                Err(e) => debug!(key, error = %e, "HEAD at open failed"),
+            }
+        }
         {
             let mut opened = lock(&self.opened);
             let same = opened.etags.get(&ino).is_some_and(|e| *e == info.etag);
@@ -91,7 +108,6 @@ impl Fs {
         if writing {
             return Ok(());
         }
-        let key = self.keys.object(&rec.path);
         let reader = Reader::new(
             self.store.clone(),
             self.blocks.clone(),
@@ -178,6 +194,7 @@ impl Fs {
         caller: Caller,
     ) -> Result<Created, FsError> {
         self.check_writable()?;
+        let _listings = self.namespace_change();
         let name = check_name(name)?;
         let (_, path) = self.child_path(parent, name)?;
         if let Some(existing) = self.resolve(&path).await? {
@@ -226,6 +243,7 @@ impl Fs {
         caller: Caller,
     ) -> Result<Entry, FsError> {
         self.check_writable()?;
+        let _listings = self.namespace_change();
         if mode & libc::S_IFMT != libc::S_IFREG && mode & libc::S_IFMT != 0 {
             return Err(FsError::NotSupported("device nodes, FIFOs and sockets"));
         }

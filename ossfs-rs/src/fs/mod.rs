@@ -102,6 +102,10 @@ pub struct FsConfig {
     pub stat_cache_size: usize,
     /// Also remember that a path does not exist (`enable_noobj_cache`).
     pub negative_cache: bool,
+    /// How long a directory listing is reused by the next opendir of the
+    /// same directory (`list_cache_expire`, 1 s; 0 = always list). Any
+    /// change of names through this mount drops every cached listing.
+    pub list_cache_ttl: Duration,
     /// How long the kernel may keep attributes and names without asking (1 s).
     pub attr_ttl: Duration,
     /// Where staging files of open writers live (`tmpdir`).
@@ -139,6 +143,7 @@ impl Default for FsConfig {
             stat_cache_ttl: Duration::from_secs(900),
             stat_cache_size: 100_000,
             negative_cache: false,
+            list_cache_ttl: Duration::from_secs(1),
             attr_ttl: Duration::from_secs(1),
             staging_dir: std::env::temp_dir(),
             multipart_size: UploadConfig::default().multipart_size,
@@ -200,6 +205,23 @@ struct StagingSlot {
     writers: usize,
 }
 
+/// A directory listing kept for the next opendir.
+struct CachedListing {
+    made: Instant,
+    generation: u64,
+    snapshot: Arc<dir::DirSnapshot>,
+}
+
+/// Marks a change of names: bumps the namespace generation when made and
+/// when dropped, so no listing taken during the change is reused.
+struct NamespaceChange(Arc<std::sync::atomic::AtomicU64>);
+
+impl Drop for NamespaceChange {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 /// A read-only handle's reader and the upload generation it checked last.
 struct ReaderSlot {
     reader: Arc<Reader>,
@@ -239,6 +261,11 @@ pub struct Fs {
     /// Bumped whenever this mount uploads new content, so readers check
     /// that their object version is still current.
     content_gen: std::sync::atomic::AtomicU64,
+    /// Recent directory listings, by directory node id, with when they
+    /// were made and the namespace generation they belong to.
+    listings: Mutex<HashMap<u64, CachedListing>>,
+    /// Bumped before and after every change of names through this mount.
+    namespace_gen: Arc<std::sync::atomic::AtomicU64>,
     warned: WarnOnce,
     mounted_at: SystemTime,
 }
@@ -313,6 +340,8 @@ impl Fs {
             readers: Mutex::new(HashMap::new()),
             opened: Mutex::new(OpenedVersions::default()),
             content_gen: std::sync::atomic::AtomicU64::new(0),
+            listings: Mutex::new(HashMap::new()),
+            namespace_gen: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             warned: WarnOnce::new(100_000),
             mounted_at: SystemTime::now(),
             config,
@@ -356,6 +385,13 @@ impl Fs {
     }
 
     // ---- shared helpers -------------------------------------------------
+
+    /// Start a change of names (see [`NamespaceChange`]).
+    fn namespace_change(&self) -> NamespaceChange {
+        self.namespace_gen
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        NamespaceChange(self.namespace_gen.clone())
+    }
 
     fn check_writable(&self) -> Result<(), FsError> {
         if self.config.read_only {

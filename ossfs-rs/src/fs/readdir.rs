@@ -2,7 +2,10 @@
 //!
 //! `opendir` lists the whole directory (paged LIST with delimiter `/`,
 //! merged by [`super::dir::ListingMerge`]) into a snapshot held by the
-//! handle; `readdir` offsets index that snapshot (`.` is 0, `..` is 1, entry
+//! handle, or reuses the snapshot of an opendir less than
+//! `list_cache_ttl` ago when no name changed through this mount since (a
+//! generation counter, bumped around every create, mkdir, unlink, rmdir,
+//! symlink and rename, says so); `readdir` offsets index that snapshot (`.` is 0, `..` is 1, entry
 //! `i` is `i + 2`, and each entry carries the offset of the next one), so
 //! seekdir/telldir work and a directory changing during `rm -r` is not
 //! read twice.
@@ -22,6 +25,8 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use futures::StreamExt;
 
@@ -72,6 +77,17 @@ impl Fs {
         if rec.kind != Kind::Dir {
             return Err(FsError::NotDir(rec.path));
         }
+        let generation = self.namespace_gen.load(Ordering::Acquire);
+        let started = Instant::now();
+        let cached = lock(&self.listings).get(&ino).and_then(|l| {
+            (l.generation == generation
+                && l.made.elapsed() < self.config.list_cache_ttl
+                && l.snapshot.parent == rec.parent)
+                .then(|| l.snapshot.clone())
+        });
+        if let Some(snapshot) = cached {
+            return Ok(lock(&self.handles).insert(ino, flags, HandleKind::Dir(snapshot)));
+        }
         let prefix = self.keys.dir(&rec.path);
         let req = ListRequest {
             prefix: prefix.clone(),
@@ -100,6 +116,18 @@ impl Fs {
             parent: rec.parent,
             entries,
         });
+        if !self.config.list_cache_ttl.is_zero() {
+            let mut listings = lock(&self.listings);
+            listings.retain(|_, l| l.made.elapsed() < self.config.list_cache_ttl);
+            listings.insert(
+                ino,
+                super::CachedListing {
+                    made: started,
+                    generation,
+                    snapshot: snapshot.clone(),
+                },
+            );
+        }
         Ok(lock(&self.handles).insert(ino, flags, HandleKind::Dir(snapshot)))
     }
 

@@ -135,7 +135,8 @@ async fn listings_merge_markers_prefixes_and_implied_dirs() {
 
 #[tokio::test]
 async fn readdir_offsets_index_the_snapshot() {
-    let env = Env::new().await;
+    // No listing cache: the last opendir must list again.
+    let env = Env::with(|c| c.list_cache_ttl = std::time::Duration::ZERO).await;
     for i in 0..5 {
         env.put(&format!("s/f{i}"), b"", &[]).await;
     }
@@ -1077,4 +1078,21 @@ async fn uploads_and_reads_stay_within_a_small_memory_budget() {
         env.fs.block_cache_bytes()
     });
     assert!(env.fs.block_cache_bytes() <= 4 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn listings_are_reused_until_a_name_changes_through_the_mount() {
+    let env = Env::with(|c| c.list_cache_ttl = std::time::Duration::from_secs(600)).await;
+    env.put("d/a", b"", &[]).await;
+    assert_eq!(env.list("d").await.len(), 2 + 1);
+    // Another client adds a name: the cached listing does not show it yet.
+    env.put("d/b", b"", &[]).await;
+    assert_eq!(env.list("d").await.len(), 2 + 1);
+    // A change of names through this mount drops every cached listing.
+    env.write_file("d/c", b"x", 0o644).await;
+    let names: Vec<String> = env.list("d").await.into_iter().map(|(n, _)| n).collect();
+    assert!(
+        names.contains(&"b".to_string()) && names.contains(&"c".to_string()),
+        "{names:?}"
+    );
 }
