@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Turn bench/run's results directory into docs/benchmarks.md.
 
+Usage: bench/report.py RESULTS OUT. bench/run keeps the last run's results
+in target/bench-results, so the report can be written again (after editing
+bench/notes.md) with `python3 bench/report.py target/bench-results docs/benchmarks.md`.
+
 results/<profile>/<tool>/<metric> holds one number each. Ratios are
 "times better than": ossfs-rs / peer for rates, peer / ossfs-rs for times.
 """
 import argparse
 import os
 import platform
-import subprocess
 
 TOOLS = ["ossfs-rs", "s3fs", "rclone-off", "rclone-full"]
 # metric, label, unit, higher is better, limit metric (or None)
@@ -68,12 +71,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("res")
     ap.add_argument("out")
-    ap.add_argument("--command", required=True)
-    ap.add_argument("--load", required=True)
-    ap.add_argument("--quick", default="0")
-    ap.add_argument("--sizes", default="")
-    ap.add_argument("--versions", default="")
     a = ap.parse_args()
+    # What bench/run recorded about the run: command, load, sizes, versions.
+    meta = {}
+    with open(os.path.join(a.res, "meta")) as f:
+        for line in f:
+            key, _, val = line.rstrip("\n").partition("=")
+            meta[key] = val
+    a.command, a.load, a.quick = meta["command"], meta["load"], meta.get("quick", "0")
+    a.sizes, a.versions = meta.get("sizes", ""), meta.get("versions", "")
 
     profiles = [p for p in ("loopback", "wan") if os.path.isdir(os.path.join(a.res, p))]
     cpu = "unknown"
@@ -91,7 +97,7 @@ def main():
             mem = "%.0f GiB" % (int(f.readline().split()[1]) / 1048576)
     except (OSError, ValueError, IndexError):
         pass
-    date = subprocess.run(["date", "-u", "+%Y-%m-%d %H:%M UTC"], capture_output=True, text=True).stdout.strip()
+    date = meta.get("date", "")
 
     out = []
     w = out.append
