@@ -15,8 +15,9 @@
 //! - **Bandwidth.** Each direction is one shared link of `rate` bytes per
 //!   second for all connections (downloads and uploads are capped
 //!   separately, as on a full-duplex link): a chunk of `n` bytes reserves
-//!   `n / rate` seconds on the link's virtual clock and is released when its
-//!   reservation ends.
+//!   `n / rate` seconds on the link's virtual clock; a sender waits when
+//!   that clock runs more than 5 ms ahead of real time (a burst allowance,
+//!   because timers tick in milliseconds).
 //!
 //! Background tasks belong to the runtime that called [`DelayProxy::start`];
 //! dropping the proxy stops accepting and aborts its connections.
@@ -37,6 +38,9 @@ use tokio::time::Instant;
 const CHUNK: usize = 64 * 1024;
 /// Chunks a delay line holds before the reader waits (16 MiB).
 const QUEUE: usize = 256;
+/// How far a link's virtual clock may run ahead of real time before a
+/// sender waits (the largest burst, 5 ms of the rate).
+const BURST: Duration = Duration::from_millis(5);
 
 /// The shape of the simulated link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,8 +160,14 @@ async fn pump(
     let writer = async move {
         while let Some((due, buf)) = rx.recv().await {
             tokio::time::sleep_until(due).await;
-            if let Some(done) = link.reserve(buf.len()) {
-                tokio::time::sleep_until(done).await;
+            // Sleep only when the link is more than BURST ahead: timers tick
+            // in milliseconds, far coarser than one chunk's share of a
+            // fast link, so sleeping for each chunk would cap the rate at
+            // one chunk per tick instead.
+            if let Some(done) = link.reserve(buf.len())
+                && done > Instant::now() + BURST
+            {
+                tokio::time::sleep_until(done - BURST).await;
             }
             to.write_all(&buf).await?;
         }
