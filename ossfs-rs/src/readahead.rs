@@ -38,18 +38,15 @@ pub fn raise(mountpoint: &Path, kib: u32) -> io::Result<()> {
 /// mountinfo text (the last one is the top of a stack of mounts).
 fn device_of(mountinfo: &str, mountpoint: &Path) -> Option<String> {
     let wanted = mountpoint.to_str()?.trim_end_matches('/');
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let dash = fields.iter().position(|f| *f == "-")?;
-            let fstype = fields.get(dash + 1)?;
-            let path = unescape(fields.get(4)?);
-            (fstype.starts_with("fuse") && path.trim_end_matches('/') == wanted)
-                .then(|| fields.get(2).map(|d| d.to_string()))
-                .flatten()
-        })
-        .last()
+    mountinfo.lines().rev().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let dash = fields.iter().position(|f| *f == "-")?;
+        let fstype = fields.get(dash + 1)?;
+        let path = unescape(fields.get(4)?);
+        (fstype.starts_with("fuse") && path.trim_end_matches('/') == wanted)
+            .then(|| fields.get(2).map(|d| d.to_string()))
+            .flatten()
+    })
 }
 
 /// Undo mountinfo's octal escapes (`\040` for a space).
