@@ -240,6 +240,10 @@ impl fuser::Filesystem for FuseFs {
         if let Err(missing) = config.add_capabilities(wanted) {
             debug!(?missing, "kernel lacks some FUSE capabilities");
         }
+        if let Err(max) = config.set_max_readahead(MAX_WRITE) {
+            debug!(max, "kernel caps the readahead size");
+            let _ = config.set_max_readahead(max);
+        }
         if let Err(max) = config.set_max_write(MAX_WRITE) {
             debug!(max, "kernel caps the write size");
             let _ = config.set_max_write(max);
@@ -430,6 +434,9 @@ impl fuser::Filesystem for FuseFs {
         let span = debug_span!("open", ino = ino.0, flags = flags.0);
         self.spawn(req, span, move |fs, _ledger| async move {
             match fs.open(ino.0, flags.0).await {
+                Ok(fh) if fs.keep_cache(fh) => {
+                    reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE)
+                }
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
                 Err(e) => reply.error(errno(&e)),
             }

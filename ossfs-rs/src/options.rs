@@ -39,6 +39,8 @@ pub struct MountOptions {
     pub nonempty: bool,
     pub max_stat_cache_size: usize,
     pub stat_cache_expire: Duration,
+    /// How long a directory listing is reused (`list_cache_expire=SECONDS`, 1).
+    pub list_cache_expire: Duration,
     /// Cache "does not exist" answers (`enable_noobj_cache`).
     pub negative_cache: bool,
     /// Where writers' staging files live (`tmpdir=`).
@@ -47,6 +49,15 @@ pub struct MountOptions {
     pub multipart_size: u64,
     /// Parallel part uploads (`parallel_count=`).
     pub parallel_count: usize,
+    /// Bytes of data buffers (prefetch, block cache, upload parts) at most
+    /// (`memory_limit=MiB`, 512).
+    pub memory_limit: u64,
+    /// Bytes of the in-memory block cache (`cache_size=MiB`, 256; 0 = off).
+    pub cache_size: u64,
+    /// Largest read-ahead of one open file (`prefetch_window=MiB`, 64).
+    pub prefetch_window: u64,
+    /// Serve Prometheus metrics on this address (`metrics=127.0.0.1:PORT`).
+    pub metrics: Option<std::net::SocketAddr>,
     /// Log level (`dbglevel=`: crit, err, warn, info, debug).
     pub dbglevel: Option<String>,
     pub logfile: Option<PathBuf>,
@@ -84,10 +95,15 @@ impl Default for MountOptions {
             nonempty: false,
             max_stat_cache_size: 100_000,
             stat_cache_expire: Duration::from_secs(900),
+            list_cache_expire: Duration::from_secs(1),
             negative_cache: false,
             tmpdir: None,
             multipart_size: 10 * 1024 * 1024,
             parallel_count: 5,
+            memory_limit: crate::memory::DEFAULT_MEMORY_LIMIT,
+            cache_size: 256 * 1024 * 1024,
+            prefetch_window: 64 * 1024 * 1024,
+            metrics: None,
             dbglevel: None,
             logfile: None,
             test_no_resend: false,
@@ -187,6 +203,9 @@ impl MountOptions {
             "max_stat_cache_size" => {
                 self.max_stat_cache_size = parse_num::<usize>(name, need(value)?)?
             }
+            "list_cache_expire" => {
+                self.list_cache_expire = Duration::from_secs(parse_num(name, need(value)?)?)
+            }
             "stat_cache_expire" => {
                 self.stat_cache_expire = Duration::from_secs(parse_num(name, need(value)?)?)
             }
@@ -210,6 +229,39 @@ impl MountOptions {
                     return Err(bad(name, &n.to_string(), "must be between 1 and 1024"));
                 }
                 self.parallel_count = n;
+            }
+            "memory_limit" => {
+                let mb: u64 = parse_num(name, need(value)?)?;
+                if !(16..=1024 * 1024).contains(&mb) {
+                    return Err(bad(
+                        name,
+                        &mb.to_string(),
+                        "must be between 16 and 1048576 (MiB)",
+                    ));
+                }
+                self.memory_limit = mb * 1024 * 1024;
+            }
+            "cache_size" => {
+                let mb: u64 = parse_num(name, need(value)?)?;
+                self.cache_size = mb.saturating_mul(1024 * 1024);
+            }
+            "prefetch_window" => {
+                let mb: u64 = parse_num(name, need(value)?)?;
+                if !(1..=4096).contains(&mb) {
+                    return Err(bad(
+                        name,
+                        &mb.to_string(),
+                        "must be between 1 and 4096 (MiB)",
+                    ));
+                }
+                self.prefetch_window = mb * 1024 * 1024;
+            }
+            "metrics" => {
+                let addr = need(value)?;
+                self.metrics = Some(
+                    addr.parse()
+                        .map_err(|_| bad(name, &addr, "an address such as 127.0.0.1:9100"))?,
+                );
             }
             "dbglevel" => {
                 let level = need(value)?;
@@ -292,6 +344,19 @@ mod tests {
     }
 
     #[test]
+    fn parses_the_data_path_options() {
+        let mut o = MountOptions::default();
+        assert_eq!(o.memory_limit, 512 * 1024 * 1024);
+        o.apply_all(["memory_limit=1024,cache_size=0,prefetch_window=16,metrics=127.0.0.1:9100,list_cache_expire=0"])
+            .unwrap();
+        assert_eq!(o.memory_limit, 1024 * 1024 * 1024);
+        assert_eq!(o.cache_size, 0);
+        assert_eq!(o.prefetch_window, 16 * 1024 * 1024);
+        assert_eq!(o.metrics, "127.0.0.1:9100".parse().ok());
+        assert_eq!(o.list_cache_expire, Duration::ZERO);
+    }
+
+    #[test]
     fn unknown_and_bad_options_are_named() {
         let mut o = MountOptions::default();
         assert_eq!(
@@ -313,6 +378,14 @@ mod tests {
         ));
         assert!(matches!(
             o.apply("dbglevel=loud"),
+            Err(OptionError::BadValue { .. })
+        ));
+        assert!(matches!(
+            o.apply("memory_limit=1"),
+            Err(OptionError::BadValue { .. })
+        ));
+        assert!(matches!(
+            o.apply("metrics=localhost"),
             Err(OptionError::BadValue { .. })
         ));
         // A value on an ignored flag is not silently accepted.

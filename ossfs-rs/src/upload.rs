@@ -12,7 +12,9 @@
 //!   `multipart_size` (raised to the dialect's minimum part size), up to
 //!   `parallel_count` parts in flight, each read from the staging file with
 //!   `pread` when its turn comes, so memory stays at
-//!   `parallel_count * part_size`.
+//!   `parallel_count * part_size`; each part buffer (and a single PUT's
+//!   body) also waits for room in the global memory budget
+//!   ([`crate::memory`]), shared with read-ahead and the block cache.
 //!
 //! Nothing partial ever becomes visible: a PUT is atomic, and a multipart
 //! upload is invisible until completed; when any part fails the upload is
@@ -34,6 +36,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use tracing::{debug, warn};
 
+use crate::memory::{MemoryBudget, Reservation};
 use crate::store::{CompletedPart, ObjectStore, Provider, PutOptions, PutResult, StoreError};
 
 /// How staged files are uploaded.
@@ -137,7 +140,16 @@ async fn read_range(file: Arc<File>, offset: u64, len: u64) -> io::Result<Bytes>
     .map_err(io::Error::other)?
 }
 
-/// Upload the first `size` bytes of `file` as `key` with `opts`.
+/// Hold `bytes` of `budget` (if any) while a part buffer exists.
+async fn reserve(budget: Option<&MemoryBudget>, bytes: u64) -> Reservation {
+    match budget {
+        Some(b) => b.reserve(bytes).await,
+        None => Reservation::none(),
+    }
+}
+
+/// Upload the first `size` bytes of `file` as `key` with `opts`; part
+/// buffers wait for room in `budget` (the global memory budget).
 pub async fn upload_file(
     store: &dyn ObjectStore,
     key: &str,
@@ -145,17 +157,22 @@ pub async fn upload_file(
     size: u64,
     opts: &PutOptions,
     config: &UploadConfig,
+    budget: Option<&MemoryBudget>,
 ) -> Result<PutResult, UploadError> {
+    let _in_flight = crate::metrics::METRICS.upload();
     match config.plan(size, store.provider())? {
         UploadPlan::Single => {
+            let _memory = reserve(budget, size).await;
             let body = read_range(file, 0, size).await?;
             Ok(store.put(key, body, opts).await?)
         }
         UploadPlan::Multipart { part_size, parts } => {
             debug!(key, size, part_size, parts, "multipart upload");
             let upload_id = store.create_multipart(key, opts).await?;
-            let result =
-                upload_parts(store, key, &upload_id, file, size, part_size, parts, config).await;
+            let result = upload_parts(
+                store, key, &upload_id, file, size, part_size, parts, config, budget,
+            )
+            .await;
             let parts = match result {
                 Ok(parts) => parts,
                 Err(e) => {
@@ -189,6 +206,7 @@ async fn upload_parts(
     part_size: u64,
     parts: u32,
     config: &UploadConfig,
+    budget: Option<&MemoryBudget>,
 ) -> Result<Vec<CompletedPart>, UploadError> {
     let mut done: Vec<CompletedPart> = futures::stream::iter(1..=parts)
         .map(|number| {
@@ -196,6 +214,7 @@ async fn upload_parts(
             async move {
                 let start = u64::from(number - 1) * part_size;
                 let len = part_size.min(size - start);
+                let _memory = reserve(budget, len).await;
                 let body = read_range(file, start, len).await?;
                 let etag = store.upload_part(key, upload_id, number, body).await?;
                 Ok::<_, UploadError>(CompletedPart {

@@ -8,6 +8,8 @@
 //!   (renameat2, statvfs, xattrs).
 //! - [`fault_proxy`] sits between a client and a server and injects delays,
 //!   resets, 503s and truncated bodies (netem is not available here).
+//! - [`delay_proxy`] adds a fixed delay per request and a bandwidth cap,
+//!   with keep-alive connections (the benchmark's slow profile).
 //! - [`backend`] puts Garage and the embedded endpoint behind one type, so
 //!   the store conformance suite runs the same cases against both.
 //! - [`process`] runs child processes with a deadline.
@@ -17,6 +19,7 @@
 
 pub mod backend;
 pub mod csi;
+pub mod delay_proxy;
 pub mod fault_proxy;
 pub mod garage;
 pub mod mount;

@@ -74,6 +74,13 @@ impl StatCache {
         None
     }
 
+    /// How long ago `path`'s entry was stored (fresh or not), if held.
+    pub fn age(&self, path: &str, now: Instant) -> Option<Duration> {
+        let slot = self.map.get(path)?;
+        let stored = slot.expires.checked_sub(self.ttl)?;
+        Some(now.saturating_duration_since(stored))
+    }
+
     /// Remember that `path` resolved to `info`.
     pub fn insert(&mut self, path: &str, info: NodeInfo, now: Instant) {
         self.put(path, Cached::Found(info), now);
@@ -164,6 +171,23 @@ mod tests {
         );
         assert_eq!(c.get("a", t0 + Duration::from_secs(10)), None);
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn age_counts_from_the_last_insert() {
+        let t0 = Instant::now();
+        let mut c = StatCache::new(Duration::from_secs(10), 10, false);
+        assert_eq!(c.age("a", t0), None);
+        c.insert("a", info(1), t0);
+        assert_eq!(
+            c.age("a", t0 + Duration::from_secs(3)),
+            Some(Duration::from_secs(3))
+        );
+        c.insert("a", info(2), t0 + Duration::from_secs(4));
+        assert_eq!(
+            c.age("a", t0 + Duration::from_secs(5)),
+            Some(Duration::from_secs(1))
+        );
     }
 
     #[test]

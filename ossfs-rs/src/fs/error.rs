@@ -119,6 +119,10 @@ pub enum FsError {
         source: UploadError,
     },
 
+    /// Reading through the prefetcher or the block cache failed.
+    #[error(transparent)]
+    Read(#[from] crate::prefetch::PrefetchError),
+
     /// The local staging file could not be read or written (its errno,
     /// ENOSPC say, is passed on).
     #[error("staging file {path}: {source}")]
@@ -167,6 +171,7 @@ impl FsError {
             FsError::DeleteFailed { .. } => libc::EIO,
             // ENOSPC or EDQUOT of the staging disk tell the user what to fix.
             FsError::Staging { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            FsError::Read(e) => e.errno(),
         }
     }
 

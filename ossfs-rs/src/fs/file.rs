@@ -1,8 +1,12 @@
 //! File data: open, create, read, write, flush, fsync, release, truncate.
 //!
-//! Reads of a file nobody is writing are ranged GETs of exactly the bytes
-//! asked for (the kernel asks in pages of up to 1 MiB), never a whole-object
-//! download. Opening for writing attaches the inode's shared staging file
+//! Reads of a file nobody is writing go through the handle's prefetching
+//! [`Reader`] (read-ahead while sequential, exact block reads through the
+//! shared block cache otherwise; see [`crate::prefetch`]), never a
+//! whole-object download. A read-only open tells the kernel to keep its
+//! page cache when the file's ETag is the one it was last opened with
+//! ([`Fs::keep_cache`]); a reader notices when this mount uploaded a new
+//! version or renamed the file, and switches to the current one. Opening for writing attaches the inode's shared staging file
 //! ([`super::staging`]); the first write or truncate fills it from the
 //! object, unless the content is known to be empty (a new file, O_TRUNC,
 //! truncate to 0). Flush and fsync upload it when dirty and report a failed
@@ -15,6 +19,8 @@
 
 use std::ffi::OsStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tracing::{debug, error, warn};
@@ -25,7 +31,8 @@ use super::journal::JournalOp;
 use super::meta::{Kind, NodeInfo, PosixMeta, stored_mode};
 use super::name::check_name;
 use super::staging::{Staging, StagingState};
-use super::{Caller, Created, Entry, Fs, StagingSlot, lock};
+use super::{Caller, Created, Entry, Fs, ReaderSlot, StagingSlot, lock};
+use crate::prefetch::Reader;
 use crate::store::{ByteRange, PutOptions, StoreError};
 use crate::upload::upload_file;
 
@@ -55,7 +62,101 @@ impl Fs {
             write,
             append: flags & libc::O_APPEND != 0,
         };
-        Ok(lock(&self.handles).insert(ino, flags, kind))
+        let fh = lock(&self.handles).insert(ino, flags, kind);
+        if !write && let Err(e) = self.attach_reader(ino, fh).await {
+            lock(&self.handles).remove(fh);
+            return Err(e);
+        }
+        Ok(fh)
+    }
+
+    /// Give the read-only handle `fh` of `ino` its prefetching reader, and
+    /// decide whether the kernel may keep its page cache of the file: only
+    /// when nobody is writing it and its ETag is the one it was last
+    /// opened with.
+    async fn attach_reader(&self, ino: u64, fh: u64) -> Result<(), FsError> {
+        let gen_before = self.content_gen.load(Ordering::Acquire);
+        let (rec, mut info) = self.info_of(ino).await?;
+        let writing = self.staging_of(ino).is_some();
+        let key = self.keys.object(&rec.path);
+        // The ETag decides whether the kernel may keep its cached pages and
+        // which cached blocks are valid: check it with a HEAD unless it was
+        // learnt within the attribute TTL (a lookup just before the open).
+        let age = lock(&self.cache).age(&rec.path, Instant::now());
+        if !writing && age.is_none_or(|a| a >= self.config.attr_ttl) {
+            match self.store.head(&key).await {
+                Ok(meta) if meta.etag != info.etag => {
+                    info = NodeInfo::from_object(&meta);
+                    self.cache_put(&rec.path, &info);
+                }
+                Ok(_) => self.cache_put(&rec.path, &info),
+                // Gone or unreachable: the reads will say so.
+                Err(e) => debug!(key, error = %e, "HEAD at open failed"),
+            }
+        }
+        {
+            let mut opened = lock(&self.opened);
+            let same = opened.etags.get(&ino).is_some_and(|e| *e == info.etag);
+            if writing || info.etag.is_empty() {
+                opened.etags.remove(&ino);
+            } else {
+                if same {
+                    opened.keep_cache.insert(fh);
+                }
+                opened.etags.insert(ino, info.etag.clone());
+            }
+        }
+        if writing {
+            return Ok(());
+        }
+        let reader = Reader::new(
+            self.store.clone(),
+            self.blocks.clone(),
+            self.budget.clone(),
+            self.prefetch,
+            &key,
+            &info.etag,
+            info.size,
+        );
+        lock(&self.readers).insert(
+            fh,
+            Arc::new(ReaderSlot {
+                reader: Arc::new(reader),
+                content_gen: AtomicU64::new(gen_before),
+            }),
+        );
+        Ok(())
+    }
+
+    /// Whether the kernel may keep its page cache for handle `fh` (the
+    /// file has not changed since it was last opened).
+    pub fn keep_cache(&self, fh: u64) -> bool {
+        lock(&self.opened).keep_cache.contains(&fh)
+    }
+
+    /// Read through the prefetching reader of a read-only handle, after
+    /// checking that it still reads the current version of the file.
+    async fn read_prefetched(
+        &self,
+        ino: u64,
+        slot: &ReaderSlot,
+        offset: u64,
+        size: u32,
+    ) -> Result<Bytes, FsError> {
+        let rec = self.node(ino)?;
+        let now = self.content_gen.load(Ordering::Acquire);
+        let moved = *slot.reader.key() != *self.keys.object(&rec.path);
+        if moved || slot.content_gen.load(Ordering::Acquire) != now {
+            // This mount uploaded something, or the file was renamed:
+            // read the current version from now on.
+            let (rec, info) = self.info_of(ino).await?;
+            let key = self.keys.object(&rec.path);
+            if !slot.reader.is_reading(&key, &info.etag) {
+                slot.reader.reset(&key, &info.etag, info.size);
+            }
+            slot.content_gen.store(now, Ordering::Release);
+        }
+        Ok(slot.reader.read(offset, u64::from(size)).await?)
     }
 
     /// The staging file of `ino`, created when this is its first writer;
@@ -102,6 +203,7 @@ impl Fs {
         caller: Caller,
     ) -> Result<Created, FsError> {
         self.check_writable()?;
+        let _listings = self.namespace_change();
         let name = check_name(name)?;
         let (_, path) = self.child_path(parent, name)?;
         if let Some(existing) = self.resolve(&path).await? {
@@ -150,6 +252,7 @@ impl Fs {
         caller: Caller,
     ) -> Result<Entry, FsError> {
         self.check_writable()?;
+        let _listings = self.namespace_change();
         if mode & libc::S_IFMT != libc::S_IFREG && mode & libc::S_IFMT != 0 {
             return Err(FsError::NotSupported("device nodes, FIFOs and sockets"));
         }
@@ -208,13 +311,18 @@ impl Fs {
         if h.ino != ino || !matches!(h.kind, HandleKind::File { .. }) {
             return Err(FsError::BadHandle(fh));
         }
-        if let Some(st) = self.staging_of(ino)
+        let staging = self.staging_of(ino);
+        if let Some(st) = &staging
             && st.is_loaded()
         {
             return st.read(offset, size).await;
         }
         if size == 0 {
             return Ok(Bytes::new());
+        }
+        let slot = lock(&self.readers).get(&fh).cloned();
+        if let (Some(slot), None) = (slot, staging) {
+            return self.read_prefetched(ino, &slot, offset, size).await;
         }
         let rec = self.node(ino)?;
         let key = self.keys.object(&rec.path);
@@ -296,6 +404,8 @@ impl Fs {
         let h = lock(&self.handles)
             .remove(fh)
             .ok_or(FsError::BadHandle(fh))?;
+        lock(&self.readers).remove(&fh);
+        lock(&self.opened).keep_cache.remove(&fh);
         if !Self::is_writer(&h) {
             return Ok(());
         }
@@ -399,6 +509,7 @@ impl Fs {
             size,
             &opts,
             &self.upload,
+            Some(&self.budget),
         )
         .await
         .map_err(|source| {
@@ -422,6 +533,7 @@ impl Fs {
         state.base = info.clone();
         state.dirty = false;
         state.mtime = None;
+        self.content_gen.fetch_add(1, Ordering::AcqRel);
         Ok(info)
     }
 

@@ -65,8 +65,14 @@ use meta::{AttrPolicy, NodeInfo};
 use name::Keys;
 use staging::{Staging, StagingRecord};
 
+use crate::cache::BlockCache;
+use crate::memory::MemoryBudget;
+use crate::prefetch::{PrefetchConfig, Reader};
 use crate::store::ObjectStore;
 use crate::upload::{UploadConfig, max_file_size};
+
+/// Size of a block of the block cache, and the unit of random reads.
+pub const BLOCK_SIZE: u64 = 128 * 1024;
 
 /// How a bucket (or a prefix of one) is mounted. Every field has an
 /// ossfs counterpart, named in its doc.
@@ -99,6 +105,10 @@ pub struct FsConfig {
     pub stat_cache_size: usize,
     /// Also remember that a path does not exist (`enable_noobj_cache`).
     pub negative_cache: bool,
+    /// How long a directory listing is reused by the next opendir of the
+    /// same directory (`list_cache_expire`, 1 s; 0 = always list). Any
+    /// change of names through this mount drops every cached listing.
+    pub list_cache_ttl: Duration,
     /// How long the kernel may keep attributes and names without asking (1 s).
     pub attr_ttl: Duration,
     /// Where staging files of open writers live (`tmpdir`).
@@ -109,6 +119,13 @@ pub struct FsConfig {
     /// Parts uploaded, and keys copied by a directory rename, at once
     /// (`parallel_count`, 5).
     pub parallel_count: usize,
+    /// Bytes of data buffers at most: read-ahead, cached blocks, upload
+    /// parts (`memory_limit`, 512 MiB).
+    pub memory_limit: u64,
+    /// Bytes of the shared block cache (`cache_size`, 256 MiB; 0 = off).
+    pub cache_size: u64,
+    /// Largest read-ahead of one open file (`prefetch_window`, 64 MiB).
+    pub prefetch_window: u64,
 }
 
 impl Default for FsConfig {
@@ -129,10 +146,14 @@ impl Default for FsConfig {
             stat_cache_ttl: Duration::from_secs(900),
             stat_cache_size: 100_000,
             negative_cache: false,
+            list_cache_ttl: Duration::from_secs(1),
             attr_ttl: Duration::from_secs(1),
             staging_dir: std::env::temp_dir(),
             multipart_size: UploadConfig::default().multipart_size,
             parallel_count: UploadConfig::default().parallel_count,
+            memory_limit: crate::memory::DEFAULT_MEMORY_LIMIT,
+            cache_size: 256 * 1024 * 1024,
+            prefetch_window: PrefetchConfig::default().max_window,
         }
     }
 }
@@ -187,6 +208,37 @@ struct StagingSlot {
     writers: usize,
 }
 
+/// A directory listing kept for the next opendir.
+struct CachedListing {
+    made: Instant,
+    generation: u64,
+    snapshot: Arc<dir::DirSnapshot>,
+}
+
+/// Marks a change of names: bumps the namespace generation when made and
+/// when dropped, so no listing taken during the change is reused.
+struct NamespaceChange(Arc<std::sync::atomic::AtomicU64>);
+
+impl Drop for NamespaceChange {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// A read-only handle's reader and the upload generation it checked last.
+struct ReaderSlot {
+    reader: Arc<Reader>,
+    content_gen: std::sync::atomic::AtomicU64,
+}
+
+/// Which object version each file was last opened with, and which handles
+/// may keep the kernel's page cache.
+#[derive(Debug, Default)]
+struct OpenedVersions {
+    etags: HashMap<u64, String>,
+    keep_cache: std::collections::HashSet<u64>,
+}
+
 /// The filesystem. Share it behind an `Arc`; every method takes `&self`.
 pub struct Fs {
     store: Arc<dyn ObjectStore>,
@@ -199,6 +251,24 @@ pub struct Fs {
     handles: Mutex<HandleTable>,
     stagings: Mutex<HashMap<u64, StagingSlot>>,
     cache: Mutex<StatCache>,
+    /// The global budget for data buffers.
+    budget: MemoryBudget,
+    /// Object blocks shared by every reader.
+    blocks: Arc<BlockCache>,
+    prefetch: PrefetchConfig,
+    /// The read side of open handles, by file handle.
+    readers: Mutex<HashMap<u64, Arc<ReaderSlot>>>,
+    /// The ETag each file was last opened with (the kernel may keep its
+    /// page cache when it is unchanged), and handles opened that way.
+    opened: Mutex<OpenedVersions>,
+    /// Bumped whenever this mount uploads new content, so readers check
+    /// that their object version is still current.
+    content_gen: std::sync::atomic::AtomicU64,
+    /// Recent directory listings, by directory node id, with when they
+    /// were made and the namespace generation they belong to.
+    listings: Mutex<HashMap<u64, CachedListing>>,
+    /// Bumped before and after every change of names through this mount.
+    namespace_gen: Arc<std::sync::atomic::AtomicU64>,
     warned: WarnOnce,
     mounted_at: SystemTime,
     /// Where table changes are recorded for a restarted worker (none when
@@ -252,6 +322,7 @@ impl Fs {
             config.stat_cache_size,
             config.negative_cache,
         );
+        let budget = MemoryBudget::new(config.memory_limit);
         Ok(Self {
             store,
             keys,
@@ -262,6 +333,21 @@ impl Fs {
             handles: Mutex::new(HandleTable::new()),
             stagings: Mutex::new(HashMap::new()),
             cache: Mutex::new(cache),
+            blocks: Arc::new(BlockCache::new(
+                BLOCK_SIZE,
+                config.cache_size,
+                budget.clone(),
+            )),
+            budget,
+            prefetch: PrefetchConfig {
+                max_window: config.prefetch_window,
+                ..PrefetchConfig::default()
+            },
+            readers: Mutex::new(HashMap::new()),
+            opened: Mutex::new(OpenedVersions::default()),
+            content_gen: std::sync::atomic::AtomicU64::new(0),
+            listings: Mutex::new(HashMap::new()),
+            namespace_gen: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             warned: WarnOnce::new(100_000),
             mounted_at: SystemTime::now(),
             config,
@@ -278,6 +364,16 @@ impl Fs {
     /// The configuration this filesystem runs with.
     pub fn config(&self) -> &FsConfig {
         &self.config
+    }
+
+    /// The global memory budget of data buffers.
+    pub fn memory_budget(&self) -> &MemoryBudget {
+        &self.budget
+    }
+
+    /// Bytes held by the block cache now.
+    pub fn block_cache_bytes(&self) -> u64 {
+        self.blocks.bytes()
     }
 
     /// The store underneath.
@@ -312,6 +408,13 @@ impl Fs {
     }
 
     // ---- shared helpers -------------------------------------------------
+
+    /// Start a change of names (see [`NamespaceChange`]).
+    fn namespace_change(&self) -> NamespaceChange {
+        self.namespace_gen
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        NamespaceChange(self.namespace_gen.clone())
+    }
 
     fn check_writable(&self) -> Result<(), FsError> {
         if self.config.read_only {
@@ -361,7 +464,9 @@ impl Fs {
     }
 
     fn cache_get(&self, path: &str) -> Option<Cached> {
-        lock(&self.cache).get(path, Instant::now())
+        let got = lock(&self.cache).get(path, Instant::now());
+        crate::metrics::METRICS.cache(crate::metrics::Cache::Stat, got.is_some());
+        got
     }
 
     fn cache_put(&self, path: &str, info: &NodeInfo) {

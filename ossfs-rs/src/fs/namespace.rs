@@ -44,6 +44,7 @@ impl Fs {
         caller: Caller,
     ) -> Result<Entry, FsError> {
         self.check_writable()?;
+        let _listings = self.namespace_change();
         let name = check_name(name)?;
         let (_, path) = self.child_path(parent, name)?;
         if self.resolve(&path).await?.is_some() {
@@ -131,6 +132,7 @@ impl Fs {
     /// Remove the empty directory `name` from `parent`.
     pub async fn rmdir(&self, parent: u64, name: &OsStr) -> Result<(), FsError> {
         self.check_writable()?;
+        let _listings = self.namespace_change();
         let name = check_name(name)?;
         let (_, path) = self.child_path(parent, name)?;
         let info = self
@@ -174,6 +176,7 @@ impl Fs {
     /// Remove the file or symlink `name` from `parent`.
     pub async fn unlink(&self, parent: u64, name: &OsStr) -> Result<(), FsError> {
         self.check_writable()?;
+        let _listings = self.namespace_change();
         let name = check_name(name)?;
         let (_, path) = self.child_path(parent, name)?;
         let info = self
@@ -206,6 +209,7 @@ impl Fs {
         caller: Caller,
     ) -> Result<Entry, FsError> {
         self.check_writable()?;
+        let _listings = self.namespace_change();
         let name = check_name(name)?;
         let target = target
             .to_str()
@@ -300,6 +304,7 @@ impl Fs {
         flags: u32,
     ) -> Result<(), FsError> {
         self.check_writable()?;
+        let _listings = self.namespace_change();
         let noreplace = libc::RENAME_NOREPLACE;
         if flags & !noreplace != 0 {
             return Err(FsError::Invalid(format!(

@@ -135,7 +135,8 @@ async fn listings_merge_markers_prefixes_and_implied_dirs() {
 
 #[tokio::test]
 async fn readdir_offsets_index_the_snapshot() {
-    let env = Env::new().await;
+    // No listing cache: the last opendir must list again.
+    let env = Env::with(|c| c.list_cache_ttl = std::time::Duration::ZERO).await;
     for i in 0..5 {
         env.put(&format!("s/f{i}"), b"", &[]).await;
     }
@@ -994,4 +995,104 @@ async fn a_failed_last_close_keeps_the_staged_data_on_disk() {
     assert_eq!(env.staging_count(), 0, "the inode no longer has a writer");
     assert_eq!(env.staging_files(), 1, "but its data stays on disk");
     assert_eq!(env.get("lost").await.as_deref(), Some(&b""[..]));
+}
+
+#[tokio::test]
+async fn readers_follow_uploads_and_keep_the_page_cache_only_when_unchanged() {
+    let env = Env::new().await;
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    env.put("r", &big, &[]).await;
+    let ino = env
+        .lookup_path("r")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .attr
+        .ino
+        .0;
+    // Read sequentially in kernel-sized pieces through the prefetcher.
+    assert_eq!(env.read_file("r").await, big);
+    // Opened again unchanged: the kernel may keep its page cache.
+    let a = env
+        .fs
+        .open(ino, libc::O_RDONLY)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(env.fs.keep_cache(a), "same ETag as the last open");
+    let head = env.fs.read(ino, a, 0, 10).await.unwrap_or_default();
+    assert_eq!(&head[..], &big[..10]);
+    // Rewritten through this mount while `a` stays open.
+    let w = env
+        .fs
+        .open(ino, libc::O_WRONLY | libc::O_TRUNC)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    env.fs
+        .write(ino, w, 0, Bytes::from_static(b"brand new"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    env.fs
+        .release(ino, w)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The open reader now reads the new version, not its prefetched bytes.
+    let seen = env.fs.read(ino, a, 0, 100).await.unwrap_or_default();
+    assert_eq!(&seen[..], b"brand new");
+    let past = env
+        .fs
+        .read(ino, a, 1_000_000, 100)
+        .await
+        .unwrap_or_default();
+    assert!(past.is_empty(), "the new version is 9 bytes long");
+    env.fs
+        .release(ino, a)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The next open sees another ETag: no page cache kept.
+    let b = env
+        .fs
+        .open(ino, libc::O_RDONLY)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!env.fs.keep_cache(b));
+    env.fs
+        .release(ino, b)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(env.read_file("r").await, b"brand new");
+}
+
+#[tokio::test]
+async fn uploads_and_reads_stay_within_a_small_memory_budget() {
+    let env = Env::with(|c| {
+        c.memory_limit = 16 * 1024 * 1024;
+        c.cache_size = 4 * 1024 * 1024;
+        c.multipart_size = 5 * 1024 * 1024;
+    })
+    .await;
+    let data: Vec<u8> = (0..12_000_000u32).map(|i| (i % 251) as u8).collect();
+    env.write_file("big", &data, 0o644).await;
+    assert_eq!(env.read_file("big").await, data);
+    // Everything reserved was given back.
+    assert_eq!(env.fs.memory_budget().used(), {
+        // The block cache keeps what it holds; nothing else remains.
+        env.fs.block_cache_bytes()
+    });
+    assert!(env.fs.block_cache_bytes() <= 4 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn listings_are_reused_until_a_name_changes_through_the_mount() {
+    let env = Env::with(|c| c.list_cache_ttl = std::time::Duration::from_secs(600)).await;
+    env.put("d/a", b"", &[]).await;
+    assert_eq!(env.list("d").await.len(), 2 + 1);
+    // Another client adds a name: the cached listing does not show it yet.
+    env.put("d/b", b"", &[]).await;
+    assert_eq!(env.list("d").await.len(), 2 + 1);
+    // A change of names through this mount drops every cached listing.
+    env.write_file("d/c", b"x", 0o644).await;
+    let names: Vec<String> = env.list("d").await.into_iter().map(|(n, _)| n).collect();
+    assert!(
+        names.contains(&"b".to_string()) && names.contains(&"c".to_string()),
+        "{names:?}"
+    );
 }

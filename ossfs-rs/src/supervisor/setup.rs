@@ -156,6 +156,10 @@ pub fn fs_config(req: &MountRequest, staging_dir: &Path) -> FsConfig {
     c.mp_umask = o.mp_umask;
     c.multipart_size = o.multipart_size;
     c.parallel_count = o.parallel_count;
+    c.memory_limit = o.memory_limit;
+    c.cache_size = o.cache_size;
+    c.prefetch_window = o.prefetch_window;
+    c.list_cache_ttl = o.list_cache_expire;
     c.staging_dir = staging_dir.to_path_buf();
     c
 }

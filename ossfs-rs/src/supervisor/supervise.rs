@@ -185,6 +185,9 @@ pub fn run_mount(req: MountRequest, argv: &[OsString]) -> Result<(), ServeError>
     if let Err(e) = control::serve(&sup.state.control(), sup.clone()) {
         warn!(error = %e, "cannot open the control socket; status and upgrade will not work");
     }
+    if let Err(e) = crate::readahead::raise(&req.mountpoint, crate::readahead::READ_AHEAD_KIB) {
+        tracing::debug!(error = %e, "kernel readahead left at its default");
+    }
     info!(mountpoint = %req.mountpoint.display(), source = %sup.info().source, worker = first.pid(), "mounted");
     if req.notify_ready {
         crate::mount::notify_ready_and_detach(req.options.logfile.as_deref())

@@ -143,7 +143,15 @@ fn serve(
         Some(fd) => read_credentials(fd)?,
         None => None,
     };
-    let store = setup::store(req, creds.clone())?;
+    let mut store = setup::store(req, creds.clone())?;
+    if let Some(addr) = req.options.metrics {
+        // Each worker serves the endpoint in turn (the dead one's port is
+        // free again; a draining one exits before the next starts).
+        runtime
+            .block_on(crate::metrics::serve(addr))
+            .map_err(|e| ServeError::Setup(format!("metrics endpoint {addr}: {e}")))?;
+        store = Arc::new(crate::metrics::MeteredStore::new(store));
+    }
     let staging = setup::staging_dir(req, &state.dir);
     let config = setup::fs_config(req, &staging);
 

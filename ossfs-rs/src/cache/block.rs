@@ -1,0 +1,282 @@
+//! The in-memory block cache: object bytes in fixed-size blocks, LRU by bytes.
+//!
+//! A block is `block_size` bytes of one object version, starting at a
+//! multiple of `block_size` (the last block of an object is shorter). The
+//! key holds the object key, its ETag and the block number, so a block of
+//! an object that changed is never served: a new ETag is a different key,
+//! and the old blocks age out. Blocks are `Bytes`, often slices of a larger
+//! prefetched part, so inserting does not copy.
+//!
+//! Bounded two ways: by `capacity` bytes (the `-o cache_size=` option), and
+//! by the global memory budget, from which every block reserves its size;
+//! when either is short, the least recently used blocks are evicted first,
+//! and a block that still does not fit is simply not cached. Eviction order
+//! is a `BTreeMap` from a use sequence number to the key (refreshing an
+//! entry moves it to the back), as in the stat cache. One `std` mutex,
+//! held for map operations only, never across an await.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+
+use crate::memory::{MemoryBudget, Reservation};
+use crate::metrics::{Cache, METRICS};
+
+/// Which block of which object version.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BlockKey {
+    pub key: Arc<str>,
+    pub etag: Arc<str>,
+    pub index: u64,
+}
+
+struct Slot {
+    data: Bytes,
+    seq: u64,
+    _reservation: Reservation,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: HashMap<BlockKey, Slot>,
+    order: BTreeMap<u64, BlockKey>,
+    next_seq: u64,
+    bytes: u64,
+}
+
+impl Inner {
+    fn evict_oldest(&mut self) -> bool {
+        let Some((_, key)) = self.order.pop_first() else {
+            return false;
+        };
+        if let Some(slot) = self.map.remove(&key) {
+            self.bytes -= slot.data.len() as u64;
+        }
+        true
+    }
+
+    fn remove(&mut self, key: &BlockKey) {
+        if let Some(slot) = self.map.remove(key) {
+            self.order.remove(&slot.seq);
+            self.bytes -= slot.data.len() as u64;
+        }
+    }
+}
+
+/// A shared cache of object blocks.
+pub struct BlockCache {
+    block_size: u64,
+    capacity: u64,
+    budget: MemoryBudget,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for BlockCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockCache")
+            .field("block_size", &self.block_size)
+            .field("capacity", &self.capacity)
+            .field("bytes", &self.bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlockCache {
+    /// A cache of blocks of `block_size` bytes (at least 4 KiB), holding at
+    /// most `capacity` bytes, reserving them from `budget`. A capacity of 0
+    /// disables it.
+    pub fn new(block_size: u64, capacity: u64, budget: MemoryBudget) -> Self {
+        Self {
+            block_size: block_size.max(4096),
+            capacity,
+            budget,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The block size.
+    pub fn block_size(&self) -> u64 {
+        self.block_size
+    }
+
+    /// Whether the cache holds nothing, ever (capacity 0).
+    pub fn is_disabled(&self) -> bool {
+        self.capacity == 0
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.lock().bytes
+    }
+
+    /// Blocks held.
+    pub fn len(&self) -> usize {
+        self.lock().map.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The block `key`, marking it recently used.
+    pub fn get(&self, key: &BlockKey) -> Option<Bytes> {
+        let mut inner = self.lock();
+        let seq = inner.next_seq;
+        let hit = match inner.map.get_mut(key) {
+            Some(slot) => {
+                let old = std::mem::replace(&mut slot.seq, seq);
+                let data = slot.data.clone();
+                inner.order.remove(&old);
+                inner.order.insert(seq, key.clone());
+                inner.next_seq += 1;
+                Some(data)
+            }
+            None => None,
+        };
+        METRICS.cache(Cache::Block, hit.is_some());
+        hit
+    }
+
+    /// Cache `data` as block `key`, evicting older blocks to make room.
+    /// Returns whether it was cached.
+    pub fn insert(&self, key: BlockKey, data: Bytes) -> bool {
+        let len = data.len() as u64;
+        if len == 0 || len > self.capacity {
+            return false;
+        }
+        let mut inner = self.lock();
+        inner.remove(&key);
+        while inner.bytes + len > self.capacity {
+            if !inner.evict_oldest() {
+                break;
+            }
+        }
+        let reservation = loop {
+            if let Some(r) = self.budget.try_reserve(len) {
+                break r;
+            }
+            // The budget is spent (by prefetch or uploads too): give back
+            // our oldest blocks; if we hold none, do not cache.
+            if !inner.evict_oldest() {
+                METRICS.set_cache_bytes(inner.bytes);
+                return false;
+            }
+        };
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        inner.order.insert(seq, key.clone());
+        inner.bytes += len;
+        inner.map.insert(
+            key,
+            Slot {
+                data,
+                seq,
+                _reservation: reservation,
+            },
+        );
+        METRICS.set_cache_bytes(inner.bytes);
+        true
+    }
+
+    /// Forget every block of `key` (any version).
+    pub fn remove_object(&self, key: &str) {
+        let mut inner = self.lock();
+        let doomed: Vec<BlockKey> = inner
+            .map
+            .keys()
+            .filter(|k| &*k.key == key)
+            .cloned()
+            .collect();
+        for k in doomed {
+            inner.remove(&k);
+        }
+        METRICS.set_cache_bytes(inner.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str, etag: &str, index: u64) -> BlockKey {
+        BlockKey {
+            key: k.into(),
+            etag: etag.into(),
+            index,
+        }
+    }
+
+    fn block(n: usize, fill: u8) -> Bytes {
+        Bytes::from(vec![fill; n])
+    }
+
+    #[test]
+    fn evicts_least_recently_used_by_bytes() {
+        let budget = MemoryBudget::new(1 << 30);
+        let c = BlockCache::new(4096, 3 * 4096, budget.clone());
+        assert!(c.insert(key("a", "e", 0), block(4096, 1)));
+        assert!(c.insert(key("a", "e", 1), block(4096, 2)));
+        assert!(c.insert(key("a", "e", 2), block(4096, 3)));
+        // Touch block 0: block 1 is now the least recently used.
+        assert_eq!(c.get(&key("a", "e", 0)), Some(block(4096, 1)));
+        assert!(c.insert(key("b", "e", 0), block(4096, 4)));
+        assert_eq!(c.get(&key("a", "e", 1)), None);
+        assert!(c.get(&key("a", "e", 0)).is_some());
+        assert!(c.get(&key("a", "e", 2)).is_some());
+        assert_eq!(c.bytes(), 3 * 4096);
+        assert_eq!(budget.used(), 3 * 4096);
+        // A big block pushes out as many small ones as it needs.
+        assert!(c.insert(key("c", "e", 0), block(2 * 4096 + 100, 5)));
+        assert_eq!(c.len(), 1, "all three small blocks had to go");
+        assert_eq!(budget.used(), c.bytes());
+    }
+
+    #[test]
+    fn a_new_etag_is_a_different_block() {
+        let c = BlockCache::new(4096, 1 << 20, MemoryBudget::new(1 << 30));
+        c.insert(key("a", "v1", 0), block(10, 1));
+        assert_eq!(c.get(&key("a", "v2", 0)), None);
+        c.remove_object("a");
+        assert_eq!(c.get(&key("a", "v1", 0)), None);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn respects_the_memory_budget() {
+        let budget = MemoryBudget::new(10_000);
+        let c = BlockCache::new(4096, 1 << 20, budget.clone());
+        assert!(c.insert(key("a", "e", 0), block(4096, 1)));
+        assert!(c.insert(key("a", "e", 1), block(4096, 1)));
+        // Someone else takes most of the budget: our blocks make room.
+        let _held = budget.try_reserve(1_000);
+        assert!(c.insert(key("a", "e", 2), block(4096, 1)));
+        assert!(budget.used() <= 10_000);
+        assert_eq!(c.get(&key("a", "e", 0)), None, "oldest block evicted");
+        // With the budget spent elsewhere nothing is cached.
+        let all = budget.try_reserve(budget.limit() - budget.used());
+        assert!(all.is_some());
+        // Only our own blocks can make room.
+        assert!(c.insert(key("z", "e", 0), block(4096, 1)));
+        assert_eq!(budget.used(), budget.limit());
+        assert_eq!(c.get(&key("a", "e", 1)), None);
+        // A cache with nothing to give back caches nothing.
+        let other = BlockCache::new(4096, 1 << 20, budget.clone());
+        assert!(!other.insert(key("y", "e", 0), block(4096, 1)));
+        assert!(other.is_empty());
+        drop(all);
+        assert_eq!(budget.used(), c.bytes() + 1_000);
+    }
+
+    #[test]
+    fn zero_capacity_disables() {
+        let c = BlockCache::new(4096, 0, MemoryBudget::new(1 << 20));
+        assert!(!c.insert(key("a", "e", 0), block(1, 1)));
+        assert!(c.get(&key("a", "e", 0)).is_none());
+    }
+}
