@@ -25,6 +25,7 @@ pub mod memory;
 pub mod metrics;
 pub mod mount;
 pub mod options;
+pub mod prefault;
 pub mod prefetch;
 pub mod readahead;
 pub mod serve;

@@ -159,6 +159,14 @@ pub struct WorkerInfo {
     pub open_handles: usize,
     pub open_writers: usize,
     pub journal_bytes: u64,
+    /// Bytes held by the shared block cache.
+    #[serde(default)]
+    pub block_cache_bytes: u64,
+    /// Data buffers in use and the budget (`memory_limit`).
+    #[serde(default)]
+    pub memory_used: u64,
+    #[serde(default)]
+    pub memory_limit: u64,
 }
 
 /// Seconds since the epoch.

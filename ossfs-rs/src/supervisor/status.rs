@@ -128,16 +128,24 @@ pub fn run_status(args: StatusArgs) -> ExitCode {
             age(s.mounted_at)
         );
         match &r.status.worker {
-            Some(w) => println!(
-                "  worker pid {}  binary {}  up {}  in flight {}  nodes {}  open {}  writers {}",
-                w.pid,
-                w.binary.display(),
-                age(w.started_at),
-                r.status.requests_in_flight,
-                w.inodes,
-                w.open_handles,
-                w.open_writers
-            ),
+            Some(w) => {
+                println!(
+                    "  worker pid {}  binary {}  up {}  in flight {}  nodes {}  open {}  writers {}",
+                    w.pid,
+                    w.binary.display(),
+                    age(w.started_at),
+                    r.status.requests_in_flight,
+                    w.inodes,
+                    w.open_handles,
+                    w.open_writers
+                );
+                println!(
+                    "  block cache {} MiB  buffers {} of {} MiB",
+                    w.block_cache_bytes >> 20,
+                    w.memory_used >> 20,
+                    w.memory_limit >> 20
+                );
+            }
             None => println!("  worker: none reported"),
         }
         println!(

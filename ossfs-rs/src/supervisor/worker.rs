@@ -323,6 +323,9 @@ fn spawn_stats(
                 open_handles,
                 open_writers,
                 journal_bytes: journal.written(),
+                block_cache_bytes: fs.block_cache_bytes(),
+                memory_used: fs.memory_budget().used(),
+                memory_limit: fs.memory_budget().limit(),
             };
             if let Err(e) = state.write_json(&state.worker(), &info) {
                 warn!(error = %e, "cannot write worker.json");
