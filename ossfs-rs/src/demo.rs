@@ -52,6 +52,10 @@ pub struct DemoArgs {
     /// Skip the FUSE mount part (for machines without /dev/fuse).
     #[arg(long)]
     pub no_mount: bool,
+
+    /// The `ossfs-rs` binary the supervised mount runs (default: this one).
+    #[arg(long, value_name = "PATH")]
+    pub ossfs_bin: Option<std::path::PathBuf>,
 }
 
 impl Default for DemoArgs {
@@ -61,6 +65,7 @@ impl Default for DemoArgs {
             part_mib: 8,
             parallel: 4,
             no_mount: false,
+            ossfs_bin: None,
         }
     }
 }
@@ -84,6 +89,8 @@ pub enum DemoError {
     Check { step: &'static str, detail: String },
     #[error(transparent)]
     Mount(#[from] crate::demo_mount::MountTourError),
+    #[error(transparent)]
+    Supervised(#[from] crate::demo_restart::RestartTourError),
 }
 
 /// Run `ossfs-rs demo`.
@@ -123,6 +130,23 @@ pub async fn run_demo(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(
     let mut result = exercise(&client, args, "", out).await;
     if result.is_ok() && !args.no_mount {
         result = crate::demo_mount::tour(Arc::new(client), "mounted/", out)
+            .await
+            .map_err(DemoError::from);
+    }
+    if result.is_ok() && !args.no_mount {
+        let endpoint = crate::demo_restart::Endpoint {
+            url: server.endpoint(),
+            region: server.region().to_owned(),
+            bucket: DEMO_BUCKET.to_owned(),
+            credentials: server.credentials(),
+        };
+        let binary = match &args.ossfs_bin {
+            Some(b) => b.clone(),
+            None => std::env::current_exe().map_err(|e| {
+                DemoError::Args(format!("cannot find this binary to mount with: {e}"))
+            })?,
+        };
+        result = crate::demo_restart::run(endpoint, "supervised/", binary, out)
             .await
             .map_err(DemoError::from);
     }

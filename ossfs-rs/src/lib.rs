@@ -19,6 +19,7 @@ pub mod check;
 pub mod cli;
 pub mod demo;
 pub mod demo_mount;
+pub mod demo_restart;
 pub mod fs;
 pub mod fuse;
 pub mod memory;

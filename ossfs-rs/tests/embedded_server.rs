@@ -85,6 +85,7 @@ async fn demo_passes_against_the_embedded_endpoint() {
         part_mib: 5,
         parallel: 3,
         no_mount: false,
+        ossfs_bin: Some(env!("CARGO_BIN_EXE_ossfs-rs").into()),
     };
     let mut out = Vec::new();
     let result = run_demo(&args, &mut out).await;
@@ -93,6 +94,7 @@ async fn demo_passes_against_the_embedded_endpoint() {
     assert!(text.contains("mounted/notes/greeting.txt"), "{text}");
     assert!(text.contains("unmounted"), "{text}");
     assert!(text.contains("demo passed"), "{text}");
+    assert!(text.contains("kill -9 the worker"), "{text}");
     assert!(
         text.contains("multipart upload 12 MiB in 3 parts"),
         "{text}"
@@ -583,6 +585,7 @@ async fn demo_steps_detect_a_wrong_answer_and_a_failing_store() {
         part_mib: 5,
         parallel: 2,
         no_mount: true,
+        ossfs_bin: None,
     };
     let corrupt = CorruptingStore {
         inner: client(&server),
