@@ -30,7 +30,7 @@ use std::time::Duration;
 use ossfs_rs::store::Credentials;
 use ossfs_rs::supervisor::control;
 use ossfs_rs::supervisor::state::{StateDir, SupervisorInfo, state_dir_for};
-use ossfs_rs::supervisor::supervise::supervise_command;
+use ossfs_rs::supervisor::supervise::{alive, supervise_command};
 
 /// How often the watchdog looks at the daemons.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
@@ -54,17 +54,6 @@ impl std::fmt::Debug for Keeper {
         let ids: Vec<String> = self.lock().keys().cloned().collect();
         f.debug_struct("Keeper").field("volumes", &ids).finish()
     }
-}
-
-fn alive(pid: u32) -> bool {
-    pid != 0
-        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .is_some_and(|r| !r.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(false)
 }
 
 impl Keeper {

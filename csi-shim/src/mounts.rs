@@ -28,29 +28,8 @@ fn mount_points() -> Vec<PathBuf> {
         .unwrap_or_default()
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
-        .map(|mp| PathBuf::from(unescape(mp)))
+        .map(|mp| PathBuf::from(ossfs_rs::mount::unescape_mountinfo(mp)))
         .collect()
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && let Some(v) = s
-                .get(i + 1..i + 4)
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-        {
-            out.push(v);
-            i += 4;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether `path` is a mount point.
@@ -169,8 +148,11 @@ mod tests {
 
     #[test]
     fn mountinfo_escapes() {
-        assert_eq!(unescape(r"/a\040b\134c"), "/a b\\c");
-        assert_eq!(unescape("/plain"), "/plain");
+        assert_eq!(
+            ossfs_rs::mount::unescape_mountinfo(r"/a\040b\134c"),
+            "/a b\\c"
+        );
+        assert_eq!(ossfs_rs::mount::unescape_mountinfo("/plain"), "/plain");
     }
 
     #[test]

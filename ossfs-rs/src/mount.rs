@@ -119,23 +119,26 @@ pub fn check_mountpoint(path: &Path, nonempty: bool) -> Result<(), MountError> {
 /// Whether `/proc/self/mountinfo` lists `path` as a mount point (catches a
 /// bind mount of a directory onto itself, which keeps the device number).
 fn is_listed_mount(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| mountinfo_lists(&info, path))
+}
+
+/// Whether the mountinfo text `info` lists `path` as a mount point.
+pub fn mountinfo_lists(info: &str, path: &Path) -> bool {
     let wanted = path.to_string_lossy();
     info.lines()
         .any(|line| line.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(&*wanted))
 }
 
 /// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(s: &str) -> String {
+pub fn unescape_mountinfo(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
+            && let Some(v) = s
+                .get(i + 1..i + 4)
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
         {
             out.push(v);
             i += 4;

@@ -42,32 +42,11 @@ fn device_of(mountinfo: &str, mountpoint: &Path) -> Option<String> {
         let fields: Vec<&str> = line.split(' ').collect();
         let dash = fields.iter().position(|f| *f == "-")?;
         let fstype = fields.get(dash + 1)?;
-        let path = unescape(fields.get(4)?);
+        let path = crate::mount::unescape_mountinfo(fields.get(4)?);
         (fstype.starts_with("fuse") && path.trim_end_matches('/') == wanted)
             .then(|| fields.get(2).map(|d| d.to_string()))
             .flatten()
     })
-}
-
-/// Undo mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && let Some(v) = s
-                .get(i + 1..i + 4)
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-        {
-            out.push(v);
-            i += 4;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -220,7 +220,7 @@ pub fn run_adopt(args: SuperviseArgs) -> std::process::ExitCode {
     };
     setup::init_logging(req.options.log_filter(), false);
     let creds = match args.creds_fd {
-        Some(fd) => match read_creds(fd) {
+        Some(fd) => match read_creds_pipe(fd) {
             Ok(c) => c,
             Err(e) => {
                 error!(error = %e, "cannot read the handed credentials");
@@ -319,16 +319,19 @@ fn block_stop_signals() {
     let _ = set.thread_block();
 }
 
-fn read_creds(fd: RawFd) -> Result<Creds, String> {
-    // SAFETY: the fd was passed to us to read once.
+/// Read the credentials a [`creds_pipe`] holds (`None`: an empty pipe,
+/// the mount reads an STS directory itself). Takes ownership of `fd`.
+pub fn read_creds_pipe(fd: RawFd) -> Result<Creds, String> {
+    // SAFETY: the fd was passed to this process to read once.
     let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     let mut data = Vec::new();
-    std::io::Read::read_to_end(&mut f, &mut data).map_err(|e| e.to_string())?;
+    std::io::Read::read_to_end(&mut f, &mut data)
+        .map_err(|e| format!("cannot read the credentials pipe: {e}"))?;
     if data.is_empty() {
         return Ok(None);
     }
-    let h: HandedCredentials =
-        serde_json::from_slice(&data).map_err(|_| "malformed".to_string())?;
+    let h: HandedCredentials = serde_json::from_slice(&data)
+        .map_err(|_| "the credentials pipe held no credentials".to_string())?;
     let mut c = Credentials::new(h.access_key_id, h.secret_access_key);
     if let Some(t) = h.security_token {
         c = c.with_token(t);
@@ -675,8 +678,7 @@ impl Supervisor {
         let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
             return true;
         };
-        let wanted = self.mountpoint.to_string_lossy();
-        info.lines().any(|l| l.split(' ').nth(4) == Some(&*wanted))
+        crate::mount::mountinfo_lists(&info, &self.mountpoint)
     }
 
     /// Remove the state directory's files; the staging directory only if
@@ -745,7 +747,7 @@ pub fn wait_pid_exit(pid: u32) {
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     if fd < 0 {
         // No such process (already gone), or no pidfd: poll its /proc entry.
-        while Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid) {
+        while alive(pid) {
             std::thread::sleep(Duration::from_millis(20));
         }
         return;
@@ -767,14 +769,16 @@ pub fn wait_pid_exit(pid: u32) {
     }
 }
 
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|r| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true)
+/// Whether process `pid` exists and is not a zombie (0 is no process).
+pub fn alive(pid: u32) -> bool {
+    pid != 0
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| !r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(false)
 }
 
 /// In a worker: when the supervisor `pid` dies, start a new one that

@@ -14,7 +14,6 @@
 //! SIGUSR2 makes it drain for a live upgrade: stop taking requests, finish
 //! those in flight, exit with [`EXIT_HANDOFF`].
 
-use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,7 +34,6 @@ use crate::fs::Fs;
 use crate::fs::journal::{JournalOp, JournalSink};
 use crate::fuse::FuseFs;
 use crate::mount::MountRequest;
-use crate::store::credentials::Credentials;
 
 /// Exit status of a worker that drained for a live upgrade.
 pub const EXIT_HANDOFF: i32 = 75;
@@ -107,25 +105,6 @@ pub fn load_request(state: &StateDir) -> Result<MountRequest, ServeError> {
     crate::mount::request_from_argv(&argv).map_err(ServeError::Usage)
 }
 
-fn read_credentials(fd: RawFd) -> Result<Option<(Credentials, String)>, ServeError> {
-    // SAFETY: the supervisor passed this pipe for us to read once.
-    let mut pipe = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let mut data = Vec::new();
-    pipe.read_to_end(&mut data)
-        .map_err(|e| ServeError::Setup(format!("cannot read the credentials pipe: {e}")))?;
-    if data.is_empty() {
-        // The mount reads an STS directory itself.
-        return Ok(None);
-    }
-    let h: HandedCredentials = serde_json::from_slice(&data)
-        .map_err(|_| ServeError::Setup("the credentials pipe held no credentials".into()))?;
-    let mut creds = Credentials::new(h.access_key_id, h.secret_access_key);
-    if let Some(t) = h.security_token {
-        creds = creds.with_token(t);
-    }
-    Ok(Some((creds, h.source)))
-}
-
 fn serve(
     args: &WorkerArgs,
     state: &StateDir,
@@ -140,7 +119,7 @@ fn serve(
         .build()
         .map_err(|e| setup_err("cannot start the async runtime", e))?;
     let creds = match args.creds_fd {
-        Some(fd) => read_credentials(fd)?,
+        Some(fd) => super::supervise::read_creds_pipe(fd).map_err(ServeError::Setup)?,
         None => None,
     };
     let mut store = setup::store(req, creds.clone())?;
