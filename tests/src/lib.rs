@@ -22,6 +22,7 @@ pub mod csi;
 pub mod delay_proxy;
 pub mod fault_proxy;
 pub mod garage;
+pub mod hang;
 pub mod mount;
 pub mod process;
 pub mod sys;

@@ -51,10 +51,12 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant, SystemTime};
 
+use ossfs_rs::mount::unescape_mountinfo;
 use ossfs_rs::store::ObjectStore;
 
 use crate::Garage;
 use crate::backend::Backend;
+use crate::hang::HangGuard;
 
 /// How long the daemon may take to exit after it was unmounted (it uploads
 /// whatever is still staged first).
@@ -209,27 +211,6 @@ pub fn is_mounted(path: &Path) -> bool {
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
         .any(|mp| unescape_mountinfo(mp) == wanted)
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && let Some(v) = s
-                .get(i + 1..i + 4)
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-        {
-            out.push(v);
-            i += 4;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Processes whose command line has `--notify-ready` and `mountpoint` as
@@ -402,6 +383,7 @@ impl<'g> MountBuilder<'g> {
             args,
             daemon: None,
             watchdog: None,
+            hang: None,
         };
         mount.start();
         mount
@@ -419,6 +401,8 @@ pub struct Mount {
     /// The daemon's pid while mounted.
     daemon: Option<i32>,
     watchdog: Option<(Child, ChildStdin)>,
+    /// Fails the test instead of hanging the suite (see [`crate::hang`]).
+    hang: Option<HangGuard>,
 }
 
 impl std::fmt::Debug for Mount {
@@ -540,6 +524,7 @@ impl Mount {
             self.mountpoint.display()
         );
         let daemons = daemons_for(&self.mountpoint);
+        self.hang = Some(HangGuard::new(&self.mountpoint, &self.log_path()));
         match daemons[..] {
             [pid] => self.daemon = Some(pid),
             _ => {
@@ -645,6 +630,7 @@ impl Drop for Mount {
             drop(stdin);
             let _ = dog.wait();
         }
+        drop(self.hang.take());
         if let Err(e) = result {
             if std::thread::panicking() {
                 eprintln!("while unwinding: {e}");
@@ -834,14 +820,6 @@ pub fn unix_secs(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unescapes_mountinfo() {
-        assert_eq!(unescape_mountinfo("/tmp/a\\040b"), "/tmp/a b");
-        assert_eq!(unescape_mountinfo("/x\\134y"), "/x\\y");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
-        assert_eq!(unescape_mountinfo("/trail\\04"), "/trail\\04");
-    }
 
     #[test]
     fn finds_sources_newer_than_the_binary() {

@@ -250,8 +250,9 @@ fn metadata_calls_from_four_threads_survive_worker_kills() {
         })
         .collect();
     let mut times = Vec::new();
-    for _ in 0..6 {
-        pause(1000, 1600);
+    let pause_ms = env_usize("RESTART_META_PAUSE_MS", 1000) as u64;
+    for _ in 0..env_usize("RESTART_META_KILLS", 6) {
+        pause(pause_ms, pause_ms * 8 / 5);
         times.push(kill_worker(&m));
     }
     stop.store(true, Ordering::Release);
@@ -498,11 +499,11 @@ fn three_live_upgrades_under_load_lose_nothing() {
             }
         }));
     }
-    let bins = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let bins = binaries_dir();
     for i in 1..=3 {
         pause(1000, 1500);
         let bin = bins.path().join(format!("ossfs-rs-v{i}"));
-        fs::copy(e2e::mount::ossfs_binary(), &bin).unwrap_or_else(|e| panic!("copy binary: {e}"));
+        new_binary(&bin);
         let out = Command::new(e2e::mount::ossfs_binary())
             .arg("upgrade")
             .arg(m.path())
@@ -556,6 +557,89 @@ fn three_live_upgrades_under_load_lose_nothing() {
         "errors under upgrade: {errors:?}\n{}",
         m.log_tail()
     );
+}
+
+/// A directory for "new" binaries, beside the real one (same filesystem).
+fn binaries_dir() -> tempfile::TempDir {
+    let bin = e2e::mount::ossfs_binary();
+    let dir = bin.parent().unwrap_or(Path::new("."));
+    tempfile::tempdir_in(dir).unwrap_or_else(|e| panic!("tempdir in {}: {e}", dir.display()))
+}
+
+/// A "new" binary at `path`: a hard link to the real one. Never a copy: a
+/// child that another test thread forks while the copy is open for writing
+/// inherits that fd, and exec of the copy then fails with ETXTBSY.
+fn new_binary(path: &Path) {
+    let real = e2e::mount::ossfs_binary();
+    if fs::hard_link(&real, path).is_err() {
+        fs::copy(&real, path).unwrap_or_else(|e| panic!("copy {}: {e}", real.display()));
+    }
+}
+
+#[test]
+fn an_upgrade_to_a_broken_binary_keeps_the_old_worker_serving() {
+    let m = Mount::new("restart-badup");
+    fs::write(m.join("a"), b"alpha").unwrap_or_else(|e| panic!("{e}"));
+    let bins = binaries_dir();
+    let upgrade = |bin: &Path| {
+        Command::new(e2e::mount::ossfs_binary())
+            .arg("upgrade")
+            .arg(m.path())
+            .arg("--binary")
+            .arg(bin)
+            .output()
+            .unwrap_or_else(|e| panic!("ossfs-rs upgrade: {e}"))
+    };
+    let before = m.status();
+    // Refused by the preflight (`--version` fails): the worker is untouched.
+    let out = upgrade(Path::new("/bin/false"));
+    assert!(!out.status.success(), "an upgrade to /bin/false must fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(
+        m.worker_pid(),
+        before["supervisor"]["worker_pid"].as_i64().unwrap_or(0) as i32
+    );
+    // Passes the preflight but cannot serve: the previous binary is
+    // started again, and the mount never stops answering.
+    let liar = bins.path().join("liar");
+    fs::write(
+        &liar,
+        r#"#!/bin/sh
+[ "$1" = --version ] && { echo ossfs-rs 9; exit 0; }
+exit 3
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&liar, fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // A child another test thread forked while the script was open for
+    // writing holds that fd until its exec: let it get there (ETXTBSY).
+    std::thread::sleep(Duration::from_millis(300));
+    let out = upgrade(&liar);
+    assert!(
+        !out.status.success(),
+        "an upgrade to a worker that exits must fail"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("runs") && err.contains("again"),
+        "{err}
+{}",
+        m.log_tail()
+    );
+    let status = m.status();
+    assert_eq!(
+        status["worker"]["binary"].as_str().map(PathBuf::from),
+        before["worker"]["binary"].as_str().map(PathBuf::from),
+        "the previous binary must serve again: {status}"
+    );
+    assert_eq!(fs::read(m.join("a")).unwrap_or_default(), b"alpha");
+    fs::write(m.join("b"), b"beta").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fs::read(m.join("b")).unwrap_or_default(), b"beta");
 }
 
 /// A proxy in front of Garage on a runtime of its own (its tasks live there).

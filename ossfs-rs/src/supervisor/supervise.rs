@@ -84,6 +84,10 @@ impl WorkerProc {
 #[derive(Debug, Default)]
 struct Upgrade {
     binary: Option<PathBuf>,
+    /// The binary the drained worker ran: started again when the new one
+    /// cannot start, so a bad upgrade never leaves the mount without a
+    /// worker.
+    previous: Option<PathBuf>,
     /// Filled by the loop when the new worker serves (or failed to).
     result: Option<Result<String, String>>,
 }
@@ -625,10 +629,21 @@ impl Supervisor {
                     std::thread::sleep(delay);
                 }
             }
+            let mut reverted = None;
             worker = loop {
                 started = Instant::now();
                 match self.start_worker(false) {
                     Ok(w) => break w,
+                    Err(e) if upgrading && reverted.is_none() => {
+                        // The new binary passed its preflight but cannot
+                        // serve: go back to the one that did, at once.
+                        let previous = lock(&self.upgrade).previous.clone();
+                        if let Some(previous) = previous {
+                            error!(error = %e, previous = %previous.display(), "the upgraded worker cannot start; starting the previous binary again");
+                            *lock(&self.binary) = previous;
+                        }
+                        reverted = Some(e);
+                    }
                     Err(e) => {
                         young_deaths += 1;
                         let delay = backoff(young_deaths);
@@ -650,6 +665,14 @@ impl Supervisor {
             };
             if upgrading {
                 let binary = lock(&self.binary).clone();
+                if let Some(e) = reverted {
+                    self.finish_upgrade(Err(format!(
+                        "the new worker could not start ({e}); worker {} runs {} again",
+                        worker.pid(),
+                        binary.display()
+                    )));
+                    continue;
+                }
                 {
                     let mut info = lock(&self.info);
                     info.upgrades += 1;
@@ -860,6 +883,7 @@ impl Handler for Supervisor {
                 return Err(format!("{} is not an executable file", binary.display()));
             }
         }
+        preflight(&binary)?;
         if supervisor {
             return Err(self.exec_self(&binary));
         }
@@ -869,12 +893,15 @@ impl Handler for Supervisor {
         }
         up.binary = Some(binary.clone());
         up.result = None;
-        *lock(&self.binary) = binary;
+        up.previous = Some(std::mem::replace(&mut *lock(&self.binary), binary));
         let pid = *lock(&self.worker_pid);
         info!(worker = pid, "upgrade: asking the worker to drain");
         // SAFETY: kill with a pid and a signal number.
         if unsafe { libc::kill(pid as libc::pid_t, libc::SIGUSR2) } != 0 {
             up.binary = None;
+            if let Some(previous) = up.previous.take() {
+                *lock(&self.binary) = previous;
+            }
             return Err(format!(
                 "cannot signal worker {pid}: {}",
                 std::io::Error::last_os_error()
@@ -899,6 +926,45 @@ impl Handler for Supervisor {
 
     fn fuse_fd(&self) -> BorrowedFd<'_> {
         self.fuse.as_fd()
+    }
+}
+
+/// How long `BINARY --version` may take in an upgrade's preflight.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Run `binary --version` before an upgrade stops the worker: a binary that
+/// cannot even start (missing, not executable, wrong architecture, still
+/// open for writing: ETXTBSY) is refused while the old worker still serves.
+fn preflight(binary: &Path) -> Result<(), String> {
+    let mut child = Command::new(binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}; nothing was changed", binary.display()))?;
+    let deadline = Instant::now() + PREFLIGHT_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                return Err(format!(
+                    "`{} --version` failed ({status}); nothing was changed",
+                    binary.display()
+                ));
+            }
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`{} --version` did not finish within {}s; nothing was changed",
+                    binary.display(),
+                    PREFLIGHT_TIMEOUT.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("cannot wait for {}: {e}", binary.display())),
+        }
     }
 }
 
