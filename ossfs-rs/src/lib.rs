@@ -31,6 +31,7 @@ pub mod prefetch;
 pub mod readahead;
 pub mod serve;
 pub mod store;
+pub mod stream_upload;
 pub mod supervisor;
 pub mod upload;
 

@@ -72,6 +72,9 @@ pub struct MountOptions {
     /// Retry idempotent requests until the store answers (`retry_forever`):
     /// during an outage, calls block instead of failing with EIO.
     pub retry_forever: bool,
+    /// Upload large files only at close (`nostream_upload`), instead of
+    /// streaming their parts while they are written.
+    pub no_stream_upload: bool,
 }
 
 impl Default for MountOptions {
@@ -109,6 +112,7 @@ impl Default for MountOptions {
             test_no_resend: false,
             test_no_journal: false,
             retry_forever: false,
+            no_stream_upload: false,
         }
     }
 }
@@ -200,6 +204,7 @@ impl MountOptions {
             "test_no_resend" => self.test_no_resend = true,
             "test_no_journal" => self.test_no_journal = true,
             "retry_forever" => self.retry_forever = true,
+            "nostream_upload" => self.no_stream_upload = true,
             "max_stat_cache_size" => {
                 self.max_stat_cache_size = parse_num::<usize>(name, need(value)?)?
             }

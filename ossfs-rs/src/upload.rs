@@ -47,6 +47,9 @@ pub struct UploadConfig {
     pub multipart_size: u64,
     /// How many parts are uploaded at the same time.
     pub parallel_count: usize,
+    /// Stream large files' parts while they are written
+    /// ([`crate::stream_upload`]).
+    pub stream: bool,
 }
 
 impl Default for UploadConfig {
@@ -55,6 +58,7 @@ impl Default for UploadConfig {
         Self {
             multipart_size: 10 * 1024 * 1024,
             parallel_count: 5,
+            stream: true,
         }
     }
 }
@@ -129,7 +133,7 @@ pub fn max_file_size(config: &UploadConfig, provider: Provider) -> u64 {
 }
 
 /// Read `len` bytes at `offset` of `file` on the blocking pool.
-async fn read_range(file: Arc<File>, offset: u64, len: u64) -> io::Result<Bytes> {
+pub(crate) async fn read_range(file: Arc<File>, offset: u64, len: u64) -> io::Result<Bytes> {
     tokio::task::spawn_blocking(move || {
         let len = usize::try_from(len).map_err(io::Error::other)?;
         let mut buf = vec![0u8; len];
@@ -141,7 +145,7 @@ async fn read_range(file: Arc<File>, offset: u64, len: u64) -> io::Result<Bytes>
 }
 
 /// Hold `bytes` of `budget` (if any) while a part buffer exists.
-async fn reserve(budget: Option<&MemoryBudget>, bytes: u64) -> Reservation {
+pub(crate) async fn reserve(budget: Option<&MemoryBudget>, bytes: u64) -> Reservation {
     match budget {
         Some(b) => b.reserve(bytes).await,
         None => Reservation::none(),
@@ -241,6 +245,7 @@ mod tests {
         let c = UploadConfig {
             multipart_size: 10 * MIB,
             parallel_count: 4,
+            stream: true,
         };
         assert_eq!(c.plan(0, Provider::S3).ok(), Some(UploadPlan::Single));
         assert_eq!(
@@ -268,6 +273,7 @@ mod tests {
         let c = UploadConfig {
             multipart_size: MIB,
             parallel_count: 4,
+            stream: true,
         };
         assert_eq!(c.part_size(Provider::S3), 5 * MIB);
         assert_eq!(c.part_size(Provider::Cos), MIB);
@@ -285,6 +291,7 @@ mod tests {
         let c = UploadConfig {
             multipart_size: 5 * MIB,
             parallel_count: 4,
+            stream: true,
         };
         let max = max_file_size(&c, Provider::S3);
         assert_eq!(max, 5 * MIB * 10_000);

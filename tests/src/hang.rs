@@ -189,6 +189,8 @@ fn describe_process(report: &mut String, pid: u32) {
         // Where a thread sleeps in the kernel (root only), unless it is an
         // ordinary idle wait.
         if state == "D" || (state == "S" && !IDLE_WAITS.contains(&wchan.trim())) {
+            // The system call it is in: number and arguments.
+            let _ = writeln!(report, "      syscall {}", read("syscall").trim());
             for frame in read("stack").lines().take(12) {
                 let _ = writeln!(report, "      {frame}");
             }

@@ -33,7 +33,8 @@ use super::name::check_name;
 use super::staging::{Staging, StagingState};
 use super::{Caller, Created, Entry, Fs, ReaderSlot, StagingSlot, lock};
 use crate::prefetch::Reader;
-use crate::store::{ByteRange, PutOptions, StoreError};
+use crate::store::{ByteRange, PutOptions, PutResult, StoreError};
+use crate::stream_upload::{StreamSpec, StreamUpload};
 use crate::upload::upload_file;
 
 impl Fs {
@@ -366,7 +367,60 @@ impl Fs {
             });
         }
         st.write(&mut state, offset, data).await?;
+        self.stream_ahead(ino, &st, &mut state).await;
         Ok(len)
+    }
+
+    /// Send the parts a sequential writer has written past, creating the
+    /// streamed upload once the first part is whole (see
+    /// [`crate::stream_upload`]). Never fails the write: a stream that
+    /// cannot go on is marked stale and the close uploads the whole file.
+    async fn stream_ahead(&self, ino: u64, st: &Staging, state: &mut StagingState) {
+        let Some(written) = state.written_in_order else {
+            return;
+        };
+        if !self.upload.stream || state.stream_stale || state.unlinked {
+            return;
+        }
+        if state.stream.is_none() {
+            let part_size = self.upload.part_size(self.store.provider());
+            if written < part_size.max(self.upload.multipart_size) {
+                return;
+            }
+            let Ok(rec) = self.node(ino) else {
+                return;
+            };
+            let mtime = Self::now();
+            let (_, opts) = self.upload_meta(state, mtime);
+            let spec = StreamSpec {
+                key: self.keys.object(&rec.path),
+                opts,
+                mtime,
+                part_size,
+                parallel: self.upload.parallel_count,
+            };
+            match StreamUpload::begin(self.store.clone(), spec, self.budget.clone()).await {
+                Ok(stream) => {
+                    self.journal(JournalOp::Stream {
+                        ino,
+                        key: stream.key().to_string(),
+                        upload_id: stream.upload_id().to_string(),
+                    });
+                    state.stream = Some(stream);
+                }
+                Err(e) => {
+                    warn!(ino, error = %e, "cannot start a streamed upload; the file is uploaded at close");
+                    state.stream_stale = true;
+                    return;
+                }
+            }
+        }
+        if let Some(stream) = state.stream.as_mut()
+            && let Err(e) = stream.advance(&st.file(), written).await
+        {
+            warn!(ino, key = stream.key(), error = %e, "a streamed part failed; the file is uploaded whole at close");
+            state.stream_stale = true;
+        }
     }
 
     /// Fill the staging file of `ino` from its object, once.
@@ -484,41 +538,40 @@ impl Fs {
         state: &mut StagingState,
     ) -> Result<NodeInfo, FsError> {
         let key = self.keys.object(path);
-        let base = &state.base;
-        let mtime = state.mtime.unwrap_or_else(Self::now);
-        // Files written through the mount always carry all four entries
-        // (ossfs does the same); absent ones take what is shown now.
-        let shown = self.policy.attr(0, base);
-        let posix = PosixMeta {
-            mode: Some(
-                base.posix
-                    .mode
-                    .unwrap_or_else(|| stored_mode(Kind::File, self.policy.perm(base))),
-            ),
-            uid: Some(base.posix.uid.unwrap_or(shown.uid)),
-            gid: Some(base.posix.gid.unwrap_or(shown.gid)),
-            mtime: Some(mtime),
-        };
-        let opts = base.put_options(&posix);
         let size = st.size();
-        debug!(key, size, "uploading staged file");
-        let put = upload_file(
-            self.store.as_ref(),
-            &key,
-            st.file(),
-            size,
-            &opts,
-            &self.upload,
-            Some(&self.budget),
-        )
-        .await
-        .map_err(|source| {
-            warn!(key, error = %source, "upload failed; the data stays staged");
-            FsError::Upload {
-                key: key.clone(),
-                source,
+        let streamed = match self.finish_stream(&key, st, state).await {
+            Some((put, mtime)) => {
+                let (posix, opts) = self.upload_meta(state, mtime);
+                Some((put, posix, opts, mtime))
             }
-        })?;
+            None => None,
+        };
+        let (put, posix, opts, mtime) = match streamed {
+            Some(done) => done,
+            None => {
+                let mtime = state.mtime.unwrap_or_else(Self::now);
+                let (posix, opts) = self.upload_meta(state, mtime);
+                debug!(key, size, "uploading staged file");
+                let put = upload_file(
+                    self.store.as_ref(),
+                    &key,
+                    st.file(),
+                    size,
+                    &opts,
+                    &self.upload,
+                    Some(&self.budget),
+                )
+                .await
+                .map_err(|source| {
+                    warn!(key, error = %source, "upload failed; the data stays staged");
+                    FsError::Upload {
+                        key: key.clone(),
+                        source,
+                    }
+                })?;
+                (put, posix, opts, mtime)
+            }
+        };
         let info = NodeInfo {
             kind: Kind::File,
             size,
@@ -533,8 +586,70 @@ impl Fs {
         state.base = info.clone();
         state.dirty = false;
         state.mtime = None;
+        state.stream_stale = false;
         self.content_gen.fetch_add(1, Ordering::AcqRel);
         Ok(info)
+    }
+
+    /// The metadata a staging file is uploaded with, for modification
+    /// time `mtime`. Files written through the mount always carry all four
+    /// entries (ossfs does the same); absent ones take what is shown now.
+    fn upload_meta(
+        &self,
+        state: &StagingState,
+        mtime: std::time::SystemTime,
+    ) -> (PosixMeta, PutOptions) {
+        let base = &state.base;
+        let shown = self.policy.attr(0, base);
+        let posix = PosixMeta {
+            mode: Some(
+                base.posix
+                    .mode
+                    .unwrap_or_else(|| stored_mode(Kind::File, self.policy.perm(base))),
+            ),
+            uid: Some(base.posix.uid.unwrap_or(shown.uid)),
+            gid: Some(base.posix.gid.unwrap_or(shown.gid)),
+            mtime: Some(mtime),
+        };
+        let opts = base.put_options(&posix);
+        (posix, opts)
+    }
+
+    /// Complete the streamed upload of `st` as `key` when it still matches
+    /// the file: same key, same metadata, no sent byte changed, no explicit
+    /// mtime. Returns the upload and the mtime it stored; `None` when there
+    /// was no usable stream (an unusable one is dropped, which aborts it)
+    /// and the whole file must be uploaded.
+    async fn finish_stream(
+        &self,
+        key: &str,
+        st: &Staging,
+        state: &mut StagingState,
+    ) -> Option<(PutResult, std::time::SystemTime)> {
+        let stream = state.stream.take()?;
+        let stale = std::mem::take(&mut state.stream_stale);
+        self.journal(JournalOp::StreamEnd { ino: st.ino() });
+        let (_, opts) = self.upload_meta(state, stream.mtime());
+        let usable = !stale
+            && state.mtime.is_none()
+            && stream.key() == key
+            && stream.opts().content_type == opts.content_type
+            && stream.opts().user_metadata == opts.user_metadata;
+        if !usable {
+            debug!(
+                key,
+                "the streamed upload no longer matches the file; uploading it whole"
+            );
+            return None;
+        }
+        let mtime = stream.mtime();
+        match stream.finish(&st.file(), st.size()).await {
+            Ok(put) => Some((put, mtime)),
+            Err(e) => {
+                warn!(key, error = %e, "the streamed upload failed; uploading the whole file");
+                None
+            }
+        }
     }
 
     /// Truncate (or extend) the file `ino` to `size` bytes. With an open

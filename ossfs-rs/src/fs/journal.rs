@@ -84,6 +84,15 @@ pub enum JournalOp {
     Loaded { ino: u64 },
     /// The staging file of `ino` is gone (last writer released).
     Unstage { ino: u64 },
+    /// A multipart upload of `key` is being streamed while `ino` is written
+    /// (a next worker aborts it and uploads the staging file whole).
+    Stream {
+        ino: u64,
+        key: String,
+        upload_id: String,
+    },
+    /// The streamed upload of `ino` was completed or aborted.
+    StreamEnd { ino: u64 },
     /// The answer of a non-idempotent request.
     Answer { unique: u64, answer: Answer },
 }
@@ -129,6 +138,8 @@ pub struct Restored {
     pub stagings: std::collections::BTreeMap<u64, (PathBuf, bool)>,
     /// Remembered answers by `unique` (without the resend bit).
     pub answers: std::collections::BTreeMap<u64, Answer>,
+    /// Streamed uploads a dead worker left: ino -> (key, upload id).
+    pub streams: std::collections::BTreeMap<u64, (String, String)>,
 }
 
 /// Answers kept across compactions: a resent request is one that was in
@@ -176,6 +187,17 @@ impl Restored {
             }
             JournalOp::Unstage { ino } => {
                 self.stagings.remove(&ino);
+                self.streams.remove(&ino);
+            }
+            JournalOp::Stream {
+                ino,
+                key,
+                upload_id,
+            } => {
+                self.streams.insert(ino, (key, upload_id));
+            }
+            JournalOp::StreamEnd { ino } => {
+                self.streams.remove(&ino);
             }
             JournalOp::Answer { unique, answer } => {
                 self.answers.insert(unique, answer);
@@ -203,6 +225,15 @@ impl Restored {
                     ino: *ino,
                     path: path.clone(),
                     loaded: *loaded,
+                }),
+        );
+        ops.extend(
+            self.streams
+                .iter()
+                .map(|(ino, (key, upload_id))| JournalOp::Stream {
+                    ino: *ino,
+                    key: key.clone(),
+                    upload_id: upload_id.clone(),
                 }),
         );
         ops.extend(
@@ -336,6 +367,15 @@ mod tests {
             loaded: true,
         });
         ops.push(JournalOp::Unstage { ino: 7 });
+        for (ino, id) in [(5, "u5"), (7, "u7"), (8, "u8")] {
+            ops.push(JournalOp::Stream {
+                ino,
+                key: format!("k{ino}"),
+                upload_id: id.into(),
+            });
+        }
+        ops.push(JournalOp::StreamEnd { ino: 7 });
+        ops.push(JournalOp::Unstage { ino: 8 });
         ops.push(JournalOp::Answer {
             unique: 42,
             answer: Answer::Created { ino: 5, fh: a },
@@ -344,6 +384,10 @@ mod tests {
         assert_eq!(r.handles.records(), h.records());
         assert_eq!(r.stagings.get(&5), Some(&(PathBuf::from("/s/1"), true)));
         assert!(!r.stagings.contains_key(&7));
+        // Only the stream of a file still staged and not ended is left.
+        let left: Vec<_> = r.streams.iter().collect();
+        assert_eq!(left, [(&5, &("k5".to_string(), "u5".to_string()))]);
+        assert_eq!(replay(&r.snapshot()).streams, r.streams);
         assert_eq!(r.answers.get(&42), Some(&Answer::Created { ino: 5, fh: a }));
         // Through JSON, as the journal file stores them.
         let text: Vec<String> = ops

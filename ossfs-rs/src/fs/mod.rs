@@ -126,6 +126,9 @@ pub struct FsConfig {
     pub cache_size: u64,
     /// Largest read-ahead of one open file (`prefetch_window`, 64 MiB).
     pub prefetch_window: u64,
+    /// Upload a large file's parts while it is written sequentially
+    /// (on; `nostream_upload` turns it off), see [`crate::stream_upload`].
+    pub stream_upload: bool,
 }
 
 impl Default for FsConfig {
@@ -154,6 +157,7 @@ impl Default for FsConfig {
             memory_limit: crate::memory::DEFAULT_MEMORY_LIMIT,
             cache_size: 256 * 1024 * 1024,
             prefetch_window: PrefetchConfig::default().max_window,
+            stream_upload: true,
         }
     }
 }
@@ -315,6 +319,7 @@ impl Fs {
         let upload = UploadConfig {
             multipart_size: config.multipart_size.max(1),
             parallel_count: config.parallel_count.max(1),
+            stream: config.stream_upload,
         };
         let max_file_size = max_file_size(&upload, store.provider());
         let cache = StatCache::new(

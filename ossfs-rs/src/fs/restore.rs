@@ -15,14 +15,21 @@ use std::sync::{Arc, Mutex};
 use tracing::{info, warn};
 
 use super::handle::HandleKind;
-use super::journal::{JournalSink, Restored};
+use super::journal::{JournalOp, JournalSink, Restored};
 use super::meta::NodeInfo;
 use super::staging::Staging;
 use super::{Fs, FsConfig, FsError, StagingSlot, lock};
 use crate::store::{ObjectStore, StoreError};
 
-/// Staging files to adopt: ino -> (path, whole content).
-pub type Adoptions = BTreeMap<u64, (PathBuf, bool)>;
+/// What a new worker takes over from the dead one before serving.
+#[derive(Debug, Default)]
+pub struct Adoptions {
+    /// Staging files of open writers: ino -> (path, whole content).
+    pub stagings: BTreeMap<u64, (PathBuf, bool)>,
+    /// Uploads it was streaming: ino -> (key, upload id). They are aborted;
+    /// the adopted staging file is uploaded whole at its close.
+    pub streams: BTreeMap<u64, (String, String)>,
+}
 
 impl Fs {
     /// A filesystem whose every change is recorded in `journal`, starting
@@ -40,22 +47,27 @@ impl Fs {
             mut handles,
             stagings,
             answers: _,
+            streams,
         } = restored;
         inodes.set_journal(journal.clone());
         handles.set_journal(journal.clone());
         fs.inodes = Mutex::new(inodes);
         fs.handles = Mutex::new(handles);
         fs.journal = Some(journal);
-        Ok((fs, stagings))
+        Ok((fs, Adoptions { stagings, streams }))
     }
 
     /// Take over the staging files of open writers and list open
     /// directories again. A staging file that vanished is logged and
     /// skipped: its writer's next write fails with EIO rather than
     /// uploading a partial file.
-    pub async fn adopt(&self, stagings: Adoptions) -> Result<(), FsError> {
+    pub async fn adopt(&self, adoptions: Adoptions) -> Result<(), FsError> {
+        for (ino, (key, upload_id)) in adoptions.streams {
+            crate::stream_upload::abort_orphan(self.store.as_ref(), &key, &upload_id).await;
+            self.journal(JournalOp::StreamEnd { ino });
+        }
         let handles = lock(&self.handles).records();
-        for (ino, (path, loaded)) in stagings {
+        for (ino, (path, loaded)) in adoptions.stagings {
             let writers = handles
                 .iter()
                 .filter(|h| h.ino == ino && Self::is_writer(h))

@@ -38,6 +38,7 @@ use super::error::FsError;
 use super::journal::{JournalOp, JournalSink};
 use super::meta::NodeInfo;
 use crate::store::{ObjectStore, StoreError};
+use crate::stream_upload::StreamUpload;
 
 /// Download buffer: chunks are gathered up to this size per disk write.
 const LOAD_BUFFER: usize = 4 * 1024 * 1024;
@@ -58,6 +59,40 @@ pub struct StagingState {
     pub mtime: Option<SystemTime>,
     /// When the copy was last written.
     pub last_write: SystemTime,
+    /// End of the bytes written in order from offset 0 of an initially
+    /// empty copy; `None` once a write left a gap (or the copy started
+    /// with content): only such a prefix is streamed.
+    pub written_in_order: Option<u64>,
+    /// The upload streamed while the file is written, if any.
+    pub stream: Option<StreamUpload>,
+    /// Bytes the stream already sent changed (or streaming failed): the
+    /// next upload drops the stream and sends the whole file.
+    pub stream_stale: bool,
+}
+
+impl StagingState {
+    /// Note a change of `[offset, end)` for the streamed upload.
+    fn note_write(&mut self, offset: u64, end: u64) {
+        self.written_in_order = self
+            .written_in_order
+            .and_then(|w| (offset <= w).then_some(w.max(end)));
+        if self.stream.as_ref().is_some_and(|s| offset < s.frozen()) {
+            self.stream_stale = true;
+        }
+    }
+
+    /// Note a truncate (or extension) to `len` bytes.
+    fn note_set_len(&mut self, len: u64) {
+        // Cut to nothing, the copy is known to be empty: in order again.
+        self.written_in_order = if len == 0 {
+            Some(0)
+        } else {
+            self.written_in_order.map(|w| w.min(len))
+        };
+        if self.stream.as_ref().is_some_and(|s| len < s.frozen()) {
+            self.stream_stale = true;
+        }
+    }
 }
 
 /// The staging state as plain data, for the restart journal.
@@ -143,6 +178,9 @@ impl Staging {
                 base,
                 mtime: None,
                 last_write: SystemTime::now(),
+                written_in_order: (loaded && size == 0).then_some(0),
+                stream: None,
+                stream_stale: false,
             }),
             journal: OnceLock::new(),
         }
@@ -296,6 +334,7 @@ impl Staging {
         data: Bytes,
     ) -> Result<(), FsError> {
         let end = offset + data.len() as u64;
+        state.note_write(offset, end);
         self.write_blocking(offset, data).await?;
         self.size.fetch_max(end, Ordering::AcqRel);
         state.dirty = true;
@@ -306,6 +345,7 @@ impl Staging {
 
     /// Cut or extend (with zeros) the (loaded) copy to `len` bytes.
     pub async fn set_len(&self, state: &mut StagingState, len: u64) -> Result<(), FsError> {
+        state.note_set_len(len);
         self.set_len_blocking(len).await?;
         self.size.store(len, Ordering::Release);
         self.mark_loaded(state);

@@ -90,16 +90,36 @@ impl fmt::Debug for GetObject {
 }
 
 impl GetObject {
-    /// Read the whole body into memory (for small objects and tests).
+    /// Read the whole body into memory.
+    ///
+    /// Each chunk is copied into one buffer as it arrives and then freed,
+    /// so a body occupies its size once (plus a chunk), not twice: keeping
+    /// every chunk until the end and then concatenating them would double
+    /// the peak memory of every read-ahead part.
     pub async fn collect(self) -> StoreResult<Bytes> {
         use futures::TryStreamExt;
-        let chunks: Vec<Bytes> = self.body.try_collect().await?;
-        if chunks.len() == 1 {
-            return Ok(chunks.into_iter().next().unwrap_or_default());
-        }
-        let mut out = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
-        for c in chunks {
-            out.extend_from_slice(&c);
+        /// Largest buffer reserved up front from the announced range.
+        const MAX_HINT: u64 = 256 * 1024 * 1024;
+        let mut body = self.body;
+        let Some(first) = body.try_next().await? else {
+            return Ok(Bytes::new());
+        };
+        // A body of one chunk is kept as it is, without a copy.
+        let Some(second) = body.try_next().await? else {
+            return Ok(first);
+        };
+        let announced = self
+            .range
+            .end
+            .map(|end| end.saturating_sub(self.range.start).min(MAX_HINT))
+            .unwrap_or(0) as usize;
+        let mut out = Vec::with_capacity(announced.max(first.len() + second.len()));
+        out.extend_from_slice(&first);
+        drop(first);
+        out.extend_from_slice(&second);
+        drop(second);
+        while let Some(chunk) = body.try_next().await? {
+            out.extend_from_slice(&chunk);
         }
         Ok(Bytes::from(out))
     }

@@ -159,6 +159,7 @@ pub fn fs_config(req: &MountRequest, staging_dir: &Path) -> FsConfig {
     c.memory_limit = o.memory_limit;
     c.cache_size = o.cache_size;
     c.prefetch_window = o.prefetch_window;
+    c.stream_upload = !o.no_stream_upload;
     c.list_cache_ttl = o.list_cache_expire;
     c.staging_dir = staging_dir.to_path_buf();
     c
