@@ -146,6 +146,74 @@ fn large_file_goes_up_in_parts() {
     assert_errno(fs::metadata(&p), libc::ENOENT, "the old name after rename");
 }
 
+/// `ossfs_store_bytes_total{direction="write"}` of the mount serving
+/// metrics on `addr`.
+fn bytes_written(addr: &str) -> u64 {
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(conn, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("ossfs_store_bytes_total{direction=\"write\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no written-bytes counter in:\n{text}"))
+}
+
+#[test]
+fn a_sequential_writer_is_uploaded_while_it_writes() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let m = Mount::builder(shared_garage(), "streamed")
+        .option(&format!("multipart_size=5,metrics={addr}"))
+        .mount();
+    let data = pattern(32 * 1024 * 1024 + 999, 9);
+    let p = m.join("streamed.bin");
+    let mut f = File::create(&p).unwrap();
+    f.write_all(&data).unwrap();
+    // Still open: the parts written past are already in the store (or on
+    // their way: wait for them, at most a while).
+    let mut sent = 0;
+    for _ in 0..200 {
+        sent = bytes_written(&addr);
+        if sent >= 25 * 1024 * 1024 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        sent >= 25 * 1024 * 1024,
+        "only {sent} bytes sent before close"
+    );
+    drop(f);
+    let bucket = Bucket::garage();
+    let head = bucket
+        .block_on(bucket.store().head(&format!("{}streamed.bin", m.prefix())))
+        .unwrap();
+    assert_eq!(head.size, data.len() as u64);
+    assert!(
+        head.etag.ends_with("-7"),
+        "7 parts of 5 MiB, ETag {}",
+        head.etag
+    );
+    let got = bucket
+        .block_on(async {
+            bucket
+                .store()
+                .get(&format!("{}streamed.bin", m.prefix()), None)
+                .await?
+                .collect()
+                .await
+        })
+        .unwrap();
+    assert!(got[..] == data[..], "the streamed object differs");
+    // Every byte went up once: parts while writing, the last at close.
+    assert!(bytes_written(&addr) < data.len() as u64 + 1024 * 1024);
+}
+
 #[test]
 fn parallel_writers_and_readers() {
     let mut m = Mount::new("parallel");
