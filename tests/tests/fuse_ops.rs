@@ -146,15 +146,21 @@ fn large_file_goes_up_in_parts() {
     assert_errno(fs::metadata(&p), libc::ENOENT, "the old name after rename");
 }
 
-/// `ossfs_store_bytes_total{direction="write"}` of the mount serving
-/// metrics on `addr`.
-fn bytes_written(addr: &str) -> u64 {
+/// The metrics page of the mount serving them on `addr`.
+fn metrics_text(addr: &str) -> String {
     let mut conn = std::net::TcpStream::connect(addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     write!(conn, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
     let mut text = String::new();
     conn.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// `ossfs_store_bytes_total{direction="write"}` of the mount serving
+/// metrics on `addr`.
+fn bytes_written(addr: &str) -> u64 {
+    let text = metrics_text(addr);
     text.lines()
         .find_map(|l| l.strip_prefix("ossfs_store_bytes_total{direction=\"write\"} "))
         .and_then(|v| v.trim().parse().ok())
@@ -171,9 +177,30 @@ fn a_sequential_writer_is_uploaded_while_it_writes() {
         .option(&format!("multipart_size=5,metrics={addr}"))
         .mount();
     let data = pattern(32 * 1024 * 1024 + 999, 9);
+    let src = tempfile::NamedTempFile::new().unwrap();
+    fs::write(src.path(), &data).unwrap();
     let p = m.join("streamed.bin");
-    let mut f = File::create(&p).unwrap();
-    f.write_all(&data).unwrap();
+    // The writer is a process of its own that keeps the file open until
+    // told to close it: an fd of this (multi-threaded) test process would
+    // be inherited by every child another test spawns meanwhile, and each
+    // such child's exec closes it, which is a FLUSH, which uploads.
+    let mut writer = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec 3>"$1"; cat "$2" >&3; echo written; read -r _; exec 3>&-"#)
+        .arg("writer")
+        .arg(&p)
+        .arg(src.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(writer.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "written");
     // Still open: the parts written past are already in the store (or on
     // their way: wait for them, at most a while).
     let mut sent = 0;
@@ -188,7 +215,9 @@ fn a_sequential_writer_is_uploaded_while_it_writes() {
         sent >= 25 * 1024 * 1024,
         "only {sent} bytes sent before close"
     );
-    drop(f);
+    // Let the writer close the file.
+    drop(writer.stdin.take());
+    assert!(writer.wait().unwrap().success());
     let bucket = Bucket::garage();
     let head = bucket
         .block_on(bucket.store().head(&format!("{}streamed.bin", m.prefix())))
@@ -211,7 +240,14 @@ fn a_sequential_writer_is_uploaded_while_it_writes() {
         .unwrap();
     assert!(got[..] == data[..], "the streamed object differs");
     // Every byte went up once: parts while writing, the last at close.
-    assert!(bytes_written(&addr) < data.len() as u64 + 1024 * 1024);
+    let total = bytes_written(&addr);
+    assert!(
+        total < data.len() as u64 + 1024 * 1024,
+        "{total} bytes sent for {}: a part went twice\n{}\n{}",
+        data.len(),
+        m.log_tail(),
+        metrics_text(&addr)
+    );
 }
 
 #[test]
