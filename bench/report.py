@@ -33,7 +33,7 @@ ROWS = [
     ("find_cold", "find over the tree, cold", "s", False, None),
     ("write_mibs", "sequential write (dd bs=1M, until close returns)", "MiB/s", True, "put8"),
     ("create_s", "create files of 64 KiB, 1 thread", "s", False, None),
-    ("rss_mib", "peak RSS of the daemon (VmHWM)", "MiB", False, None),
+    ("rss_mib", "peak RSS of the daemon and its children (VmHWM, summed)", "MiB", False, None),
 ]
 LIMITS = [
     ("get1", "one GET stream of the whole object", "MiB/s"),
