@@ -51,6 +51,16 @@ async fn close(env: &Env, ino: u64, fh: u64) -> Result<(), i32> {
     flushed.and(released)
 }
 
+/// Aborts of a dropped stream run in the background: give them 2 s.
+async fn wait_for_an_abort(faults: &harness::FailingParts) {
+    for _ in 0..100 {
+        if faults.aborted() >= 1 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 fn small_parts(c: &mut crate::fs::FsConfig) {
     c.multipart_size = 5 * MIB as u64;
     c.parallel_count = 2;
@@ -201,12 +211,7 @@ async fn a_failed_part_falls_back_to_the_whole_file() {
         .unwrap_or_else(|e| panic!("close: errno {e}"));
     assert!(env.get("flaky").await.as_deref() == Some(&data[..]));
     // The failed stream was aborted (in the background).
-    for _ in 0..100 {
-        if faults.aborted() >= 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_an_abort(&faults).await;
     assert!(faults.aborted() >= 1, "the failed stream must be aborted");
 }
 
@@ -225,12 +230,7 @@ async fn an_unlinked_writer_leaves_nothing() {
         .unwrap_or_else(|e| panic!("{e}"));
     close(&env, ino, fh).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(env.get("gone").await, None);
-    for _ in 0..100 {
-        if faults.aborted() >= 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_for_an_abort(&faults).await;
     assert_eq!(
         faults.aborted(),
         1,
