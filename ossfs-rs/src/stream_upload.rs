@@ -40,7 +40,7 @@ use tracing::{debug, warn};
 use crate::memory::MemoryBudget;
 use crate::metrics::UploadGuard;
 use crate::store::{CompletedPart, ObjectStore, PutOptions, PutResult};
-use crate::upload::{UploadError, read_range, reserve};
+use crate::upload::{FilePart, UploadError, send_part};
 
 /// One part on its way.
 type PartTask = JoinHandle<Result<CompletedPart, UploadError>>;
@@ -156,15 +156,15 @@ impl StreamUpload {
         let offset = self.frozen();
         let (store, key, upload_id) =
             (self.store.clone(), self.key.clone(), self.upload_id.clone());
-        let (file, budget) = (file.clone(), self.budget.clone());
+        let budget = self.budget.clone();
+        let part = FilePart {
+            file: file.clone(),
+            number,
+            offset,
+            len,
+        };
         self.in_flight.push_back(tokio::spawn(async move {
-            let _memory = reserve(Some(&budget), len).await;
-            let body = read_range(file, offset, len).await?;
-            let etag = store.upload_part(&key, &upload_id, number, body).await?;
-            Ok(CompletedPart {
-                part_number: number,
-                etag,
-            })
+            send_part(store.as_ref(), &key, &upload_id, part, Some(&budget)).await
         }));
         self.started = number;
         Ok(())

@@ -133,7 +133,7 @@ pub fn max_file_size(config: &UploadConfig, provider: Provider) -> u64 {
 }
 
 /// Read `len` bytes at `offset` of `file` on the blocking pool.
-pub(crate) async fn read_range(file: Arc<File>, offset: u64, len: u64) -> io::Result<Bytes> {
+async fn read_range(file: Arc<File>, offset: u64, len: u64) -> io::Result<Bytes> {
     tokio::task::spawn_blocking(move || {
         let len = usize::try_from(len).map_err(io::Error::other)?;
         let mut buf = vec![0u8; len];
@@ -145,7 +145,7 @@ pub(crate) async fn read_range(file: Arc<File>, offset: u64, len: u64) -> io::Re
 }
 
 /// Hold `bytes` of `budget` (if any) while a part buffer exists.
-pub(crate) async fn reserve(budget: Option<&MemoryBudget>, bytes: u64) -> Reservation {
+async fn reserve(budget: Option<&MemoryBudget>, bytes: u64) -> Reservation {
     match budget {
         Some(b) => b.reserve(bytes).await,
         None => Reservation::none(),
@@ -214,24 +214,46 @@ async fn upload_parts(
 ) -> Result<Vec<CompletedPart>, UploadError> {
     let mut done: Vec<CompletedPart> = futures::stream::iter(1..=parts)
         .map(|number| {
-            let file = file.clone();
-            async move {
-                let start = u64::from(number - 1) * part_size;
-                let len = part_size.min(size - start);
-                let _memory = reserve(budget, len).await;
-                let body = read_range(file, start, len).await?;
-                let etag = store.upload_part(key, upload_id, number, body).await?;
-                Ok::<_, UploadError>(CompletedPart {
-                    part_number: number,
-                    etag,
-                })
-            }
+            let start = u64::from(number - 1) * part_size;
+            let part = FilePart {
+                file: file.clone(),
+                number,
+                offset: start,
+                len: part_size.min(size - start),
+            };
+            send_part(store, key, upload_id, part, budget)
         })
         .buffer_unordered(config.parallel_count.max(1))
         .try_collect()
         .await?;
     done.sort_by_key(|p| p.part_number);
     Ok(done)
+}
+
+/// Part `number` of an upload: `len` bytes at `offset` of `file`.
+pub(crate) struct FilePart {
+    pub file: Arc<File>,
+    pub number: u32,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Read `part` from its file (once its buffer has room in `budget`) and
+/// upload it as a part of `upload_id`.
+pub(crate) async fn send_part(
+    store: &dyn ObjectStore,
+    key: &str,
+    upload_id: &str,
+    part: FilePart,
+    budget: Option<&MemoryBudget>,
+) -> Result<CompletedPart, UploadError> {
+    let _memory = reserve(budget, part.len).await;
+    let body = read_range(part.file, part.offset, part.len).await?;
+    let etag = store.upload_part(key, upload_id, part.number, body).await?;
+    Ok(CompletedPart {
+        part_number: part.number,
+        etag,
+    })
 }
 
 #[cfg(test)]

@@ -539,14 +539,7 @@ impl Fs {
     ) -> Result<NodeInfo, FsError> {
         let key = self.keys.object(path);
         let size = st.size();
-        let streamed = match self.finish_stream(&key, st, state).await {
-            Some((put, mtime)) => {
-                let (posix, opts) = self.upload_meta(state, mtime);
-                Some((put, posix, opts, mtime))
-            }
-            None => None,
-        };
-        let (put, posix, opts, mtime) = match streamed {
+        let (put, posix, opts, mtime) = match self.finish_stream(&key, st, state).await {
             Some(done) => done,
             None => {
                 let mtime = state.mtime.unwrap_or_else(Self::now);
@@ -617,19 +610,19 @@ impl Fs {
 
     /// Complete the streamed upload of `st` as `key` when it still matches
     /// the file: same key, same metadata, no sent byte changed, no explicit
-    /// mtime. Returns the upload and the mtime it stored; `None` when there
-    /// was no usable stream (an unusable one is dropped, which aborts it)
-    /// and the whole file must be uploaded.
+    /// mtime. Returns the upload with the metadata and mtime it stored;
+    /// `None` when there was no usable stream (an unusable one is dropped,
+    /// which aborts it) and the whole file must be uploaded.
     async fn finish_stream(
         &self,
         key: &str,
         st: &Staging,
         state: &mut StagingState,
-    ) -> Option<(PutResult, std::time::SystemTime)> {
+    ) -> Option<(PutResult, PosixMeta, PutOptions, std::time::SystemTime)> {
         let stream = state.stream.take()?;
         let stale = std::mem::take(&mut state.stream_stale);
         self.journal(JournalOp::StreamEnd { ino: st.ino() });
-        let (_, opts) = self.upload_meta(state, stream.mtime());
+        let (posix, opts) = self.upload_meta(state, stream.mtime());
         let usable = !stale
             && state.mtime.is_none()
             && stream.key() == key
@@ -644,7 +637,7 @@ impl Fs {
         }
         let mtime = stream.mtime();
         match stream.finish(&st.file(), st.size()).await {
-            Ok(put) => Some((put, mtime)),
+            Ok(put) => Some((put, posix, opts, mtime)),
             Err(e) => {
                 warn!(key, error = %e, "the streamed upload failed; uploading the whole file");
                 None
