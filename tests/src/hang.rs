@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::process::{cmdline, parent_of, pids};
+
 /// The deadline when `E2E_HANG_SECS` is not set.
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(480);
 
@@ -113,14 +115,10 @@ fn expire(mountpoint: &Path, log: &Path, deadline: Duration) {
 fn involved(mountpoint: &Path) -> Vec<u32> {
     let me = std::process::id();
     let wanted = mountpoint.as_os_str().as_encoded_bytes();
-    let all: Vec<(u32, u32, Vec<u8>)> = std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                .map(|pid| (pid, parent_of(pid), cmdline(pid)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let all: Vec<(u32, u32, Vec<u8>)> = pids()
+        .into_iter()
+        .map(|pid| (pid, parent_of(pid), cmdline(pid)))
+        .collect();
     let mut out = vec![me];
     let mut i = 0;
     while i < out.len() {
@@ -138,21 +136,6 @@ fn involved(mountpoint: &Path) -> Vec<u32> {
         }
     }
     out
-}
-
-fn parent_of(pid: u32) -> u32 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            // "pid (comm) state ppid ...": comm may hold spaces.
-            let rest = &s[s.rfind(')')? + 2..];
-            rest.split(' ').nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
-
-fn cmdline(pid: u32) -> Vec<u8> {
-    std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
 }
 
 fn describe_process(report: &mut String, pid: u32) {

@@ -51,7 +51,7 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant, SystemTime};
 
-use ossfs_rs::mount::unescape_mountinfo;
+use ossfs_rs::mount::mountinfo_lists;
 use ossfs_rs::store::ObjectStore;
 
 use crate::Garage;
@@ -205,31 +205,20 @@ pub fn garage_options(garage: &Garage, passwd: &Path) -> String {
 
 /// Whether `/proc/self/mountinfo` lists `path` as a mount point.
 pub fn is_mounted(path: &Path) -> bool {
-    let wanted = path.to_string_lossy();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .any(|mp| unescape_mountinfo(mp) == wanted)
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| mountinfo_lists(&info, path))
 }
 
 /// Processes whose command line has `--notify-ready` and `mountpoint` as
 /// arguments: the background daemons serving that mount point.
 pub fn daemons_for(mountpoint: &Path) -> Vec<i32> {
     let wanted = mountpoint.as_os_str().as_encoded_bytes();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    crate::process::pids()
+        .into_iter()
         .filter(|pid| {
-            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-                return false;
-            };
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            args.contains(&&b"--notify-ready"[..]) && args.contains(&wanted)
+            let args = crate::process::args_of(*pid);
+            args.iter().any(|a| a == b"--notify-ready") && args.iter().any(|a| a == wanted)
         })
+        .filter_map(|pid| i32::try_from(pid).ok())
         .filter(|pid| !is_zombie(*pid))
         .collect()
 }

@@ -54,9 +54,56 @@ pub fn run(mut cmd: Command, timeout: Duration) -> io::Result<Option<Output>> {
     }))
 }
 
+/// The pids of every process now (the numeric entries of /proc).
+pub fn pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The parent of process `pid` (0 when it is gone).
+pub fn parent_of(pid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // "pid (comm) state ppid ...": comm may hold spaces.
+            let rest = s.get(s.rfind(')')? + 2..)?;
+            rest.split(' ').nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// The NUL-separated command line of process `pid` (empty when it is gone
+/// or a zombie).
+pub fn cmdline(pid: u32) -> Vec<u8> {
+    std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+}
+
+/// The arguments of process `pid`, program first.
+pub fn args_of(pid: u32) -> Vec<Vec<u8>> {
+    cmdline(pid)
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_this_process_from_proc() {
+        let me = std::process::id();
+        assert!(pids().contains(&me));
+        assert_eq!(parent_of(me), std::os::unix::process::parent_id());
+        assert!(!args_of(me).is_empty());
+        assert_eq!(parent_of(u32::MAX), 0);
+    }
 
     #[test]
     fn run_kills_on_timeout() {

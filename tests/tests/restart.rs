@@ -41,22 +41,19 @@ fn kill9(pid: i32) {
 /// /proc: polling `ossfs-rs status` instead would start a process every
 /// few milliseconds while other test threads run.
 fn worker_of(supervisor: i32) -> i32 {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .find(|pid| {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rfind(')')
-                .and_then(|i| stat.get(i + 2..)?.split(' ').nth(1)?.parse::<i32>().ok());
-            ppid == Some(supervisor)
-                && fs::read(format!("/proc/{pid}/cmdline"))
-                    .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"__worker"))
-        })
+    e2e::process::pids()
+        .into_iter()
+        .filter(|pid| i64::from(e2e::process::parent_of(*pid)) == i64::from(supervisor))
+        .find(|pid| e2e::process::args_of(*pid).iter().any(|a| a == b"__worker"))
+        .and_then(|pid| i32::try_from(pid).ok())
         .unwrap_or(0)
+}
+
+/// `ossfs-rs upgrade MOUNTPOINT ARGS...`, with the harness's deadline.
+fn upgrade(m: &Mount, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let mut argv = vec!["upgrade".into(), m.path().into()];
+    argv.extend(args.iter().map(|a| a.to_os_string()));
+    e2e::mount::run_ossfs(&e2e::mount::ossfs_binary(), &argv)
 }
 
 /// Kill the mount's worker and wait until a new one serves; returns the
@@ -527,13 +524,7 @@ fn three_live_upgrades_under_load_lose_nothing() {
         pause(1000, 1500);
         let bin = bins.path().join(format!("ossfs-rs-v{i}"));
         new_binary(&bin);
-        let out = Command::new(e2e::mount::ossfs_binary())
-            .arg("upgrade")
-            .arg(m.path())
-            .arg("--binary")
-            .arg(&bin)
-            .output()
-            .unwrap_or_else(|e| panic!("ossfs-rs upgrade: {e}"));
+        let out = upgrade(&m, &["--binary".as_ref(), bin.as_os_str()]);
         assert!(
             out.status.success(),
             "upgrade {i} failed: {}\n{}",
@@ -550,12 +541,7 @@ fn three_live_upgrades_under_load_lose_nothing() {
     }
     // The supervisor replaces itself in place (same pid, the worker stays).
     let (sup, worker) = (m.supervisor_pid(), m.worker_pid());
-    let out = Command::new(e2e::mount::ossfs_binary())
-        .arg("upgrade")
-        .arg(m.path())
-        .arg("--supervisor")
-        .output()
-        .unwrap_or_else(|e| panic!("ossfs-rs upgrade --supervisor: {e}"));
+    let out = upgrade(&m, &["--supervisor".as_ref()]);
     assert!(
         out.status.success(),
         "supervisor upgrade failed: {}\n{}",
@@ -604,18 +590,10 @@ fn an_upgrade_to_a_broken_binary_keeps_the_old_worker_serving() {
     let m = Mount::new("restart-badup");
     fs::write(m.join("a"), b"alpha").unwrap_or_else(|e| panic!("{e}"));
     let bins = binaries_dir();
-    let upgrade = |bin: &Path| {
-        Command::new(e2e::mount::ossfs_binary())
-            .arg("upgrade")
-            .arg(m.path())
-            .arg("--binary")
-            .arg(bin)
-            .output()
-            .unwrap_or_else(|e| panic!("ossfs-rs upgrade: {e}"))
-    };
+    let upgrade_to = |bin: &Path| upgrade(&m, &["--binary".as_ref(), bin.as_os_str()]);
     let before = m.status();
     // Refused by the preflight (`--version` fails): the worker is untouched.
-    let out = upgrade(Path::new("/bin/false"));
+    let out = upgrade_to(Path::new("/bin/false"));
     assert!(!out.status.success(), "an upgrade to /bin/false must fail");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nothing was changed"), "{err}");
@@ -642,7 +620,7 @@ exit 3
     // A child another test thread forked while the script was open for
     // writing holds that fd until its exec: let it get there (ETXTBSY).
     std::thread::sleep(Duration::from_millis(300));
-    let out = upgrade(&liar);
+    let out = upgrade_to(&liar);
     assert!(
         !out.status.success(),
         "an upgrade to a worker that exits must fail"
