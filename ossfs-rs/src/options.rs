@@ -75,6 +75,9 @@ pub struct MountOptions {
     /// Upload large files only at close (`nostream_upload`), instead of
     /// streaming their parts while they are written.
     pub no_stream_upload: bool,
+    /// Take `ls -l`'s attributes from the listing (`readdir_optimize`, as
+    /// in ossfs): no HEAD per entry, default mode and owner.
+    pub readdir_optimize: bool,
 }
 
 impl Default for MountOptions {
@@ -113,6 +116,7 @@ impl Default for MountOptions {
             test_no_journal: false,
             retry_forever: false,
             no_stream_upload: false,
+            readdir_optimize: false,
         }
     }
 }
@@ -205,6 +209,7 @@ impl MountOptions {
             "test_no_journal" => self.test_no_journal = true,
             "retry_forever" => self.retry_forever = true,
             "nostream_upload" => self.no_stream_upload = true,
+            "readdir_optimize" => self.readdir_optimize = true,
             "max_stat_cache_size" => {
                 self.max_stat_cache_size = parse_num::<usize>(name, need(value)?)?
             }
@@ -352,8 +357,10 @@ mod tests {
     fn parses_the_data_path_options() {
         let mut o = MountOptions::default();
         assert_eq!(o.memory_limit, 512 * 1024 * 1024);
-        o.apply_all(["memory_limit=1024,cache_size=0,prefetch_window=16,metrics=127.0.0.1:9100,list_cache_expire=0"])
+        assert!(!o.readdir_optimize);
+        o.apply_all(["memory_limit=1024,cache_size=0,prefetch_window=16,metrics=127.0.0.1:9100,list_cache_expire=0,readdir_optimize"])
             .unwrap();
+        assert!(o.readdir_optimize);
         assert_eq!(o.memory_limit, 1024 * 1024 * 1024);
         assert_eq!(o.cache_size, 0);
         assert_eq!(o.prefetch_window, 16 * 1024 * 1024);

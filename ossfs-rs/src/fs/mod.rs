@@ -129,6 +129,9 @@ pub struct FsConfig {
     /// Upload a large file's parts while it is written sequentially
     /// (on; `nostream_upload` turns it off), see [`crate::stream_upload`].
     pub stream_upload: bool,
+    /// `readdirplus` answers entries not in the stat cache from the
+    /// listing alone (`readdir_optimize`), see [`readdir`].
+    pub readdir_optimize: bool,
 }
 
 impl Default for FsConfig {
@@ -158,6 +161,7 @@ impl Default for FsConfig {
             cache_size: 256 * 1024 * 1024,
             prefetch_window: PrefetchConfig::default().max_window,
             stream_upload: true,
+            readdir_optimize: false,
         }
     }
 }

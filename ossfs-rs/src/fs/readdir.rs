@@ -21,6 +21,17 @@
 //! one per call. Every result lands in the stat cache. An entry counts as a kernel reference only if it fit in the
 //! reply (see [`DirPlusSink`]); `.` and `..` never do, as the kernel does
 //! not link them.
+//!
+//! With `readdir_optimize` (ossfs's option of the same name) an entry not
+//! in the stat cache is answered from the listing alone: size, ETag and
+//! LastModified, with the mount's default mode and owner, a file for every
+//! object (a symlink object shows as a file) and a plain directory for
+//! every prefix. One LIST pass and no per-entry request, which is what a
+//! large read-mostly data set wants. These attributes are partial, so they
+//! go only into the reply (the kernel keeps them for `attr_timeout`) and
+//! never into the stat cache: anything that needs the full metadata
+//! (`chmod`, xattrs, an open for writing, the next `getattr` after the
+//! kernel's timeout) still HEADs the object and sees its real mode.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -36,7 +47,7 @@ use super::handle::HandleKind;
 use super::meta::{Kind, NodeInfo};
 use super::name::join;
 use super::{Entry, Fs, lock};
-use crate::store::{ListRequest, StoreError};
+use crate::store::{ListRequest, ObjectMeta, StoreError};
 
 /// Entries resolved per readdirplus call.
 const PLUS_WINDOW: usize = 32;
@@ -200,6 +211,9 @@ impl Fs {
         if let Some(super::cache::Cached::Found(info)) = self.cache_get(&path) {
             return Ok(Some(info));
         }
+        if self.config.readdir_optimize {
+            return Ok(Some(self.listed_info(&path, e)));
+        }
         let info = match e.kind {
             Kind::Dir => {
                 let key = self.keys.dir(&path);
@@ -224,6 +238,24 @@ impl Fs {
         Ok(Some(info))
     }
 
+    /// The attributes a listing alone gives (`readdir_optimize`).
+    fn listed_info(&self, path: &str, e: &DirEntry) -> NodeInfo {
+        match e.kind {
+            Kind::Dir => NodeInfo::implied_dir(e.last_modified.unwrap_or(self.mounted_at)),
+            _ => NodeInfo::from_object(&ObjectMeta {
+                key: self.keys.object(path),
+                size: e.size,
+                etag: e.etag.clone(),
+                last_modified: e.last_modified,
+                content_type: None,
+                user_metadata: Default::default(),
+                object_type: None,
+                next_append_position: None,
+                symlink_target: None,
+            }),
+        }
+    }
+
     /// When an entry of the window at `start` is not in the stat cache,
     /// resolve the uncached ones of the next [`PLUS_AHEAD`] entries at once
     /// (their results land in the stat cache; errors are left for the
@@ -236,7 +268,7 @@ impl Fs {
             )
         };
         let near = &entries[start..(start + PLUS_WINDOW).min(entries.len())];
-        if !near.iter().any(uncached) {
+        if self.config.readdir_optimize || !near.iter().any(uncached) {
             return;
         }
         let ahead: Vec<(DirEntry, String)> = entries

@@ -221,6 +221,63 @@ async fn readdirplus_gives_full_attributes_and_counts_lookups() {
 }
 
 #[tokio::test]
+async fn readdir_optimize_answers_from_the_listing_and_keeps_the_stat_cache_exact() {
+    let counts = harness::FailingParts::new();
+    let wrapper = counts.clone();
+    let env = Env::with_store_wrapper(
+        |c| c.readdir_optimize = true,
+        move |s| Arc::new(harness::Faulty::new(s, wrapper)),
+    )
+    .await;
+    env.put("p/a", b"abc", &[("mode", "33216"), ("uid", "42")])
+        .await; // 0700
+    env.put("p/sub/", b"", &[("mode", "16832")]).await; // dir 0700
+    env.put("p/z", b"zz", &[]).await;
+    let dir = env
+        .lookup_path("p")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .attr
+        .ino
+        .0;
+    let fh = env
+        .fs
+        .opendir(dir, 0)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let heads_before = counts.heads();
+    let mut sink = harness::PlusNames::with_capacity(100);
+    env.fs
+        .readdirplus(dir, fh, 0, &mut sink)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(counts.heads(), heads_before, "no HEAD per entry");
+    let by_name = |n: &str| {
+        sink.0
+            .iter()
+            .find(|(name, _, _)| name == n)
+            .map(|(_, _, e)| e.attr)
+            .unwrap_or_else(|| panic!("{n} not listed"))
+    };
+    let (a, sub, z) = (by_name("a"), by_name("sub"), by_name("z"));
+    // Sizes come from the listing; modes and owners are the defaults.
+    assert_eq!((a.size, z.size), (3, 2));
+    assert_eq!((a.perm, a.uid), (z.perm, z.uid));
+    assert_ne!(a.perm, 0o700);
+    assert_eq!(sub.kind, fuser::FileType::Directory);
+    // The partial attributes stayed out of the stat cache: the kernel's
+    // next getattr sees the object's own metadata.
+    let full = env
+        .fs
+        .getattr(a.ino.0)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .attr;
+    assert_eq!((full.perm, full.uid, full.size), (0o700, 42, 3));
+    assert!(counts.heads() > heads_before);
+}
+
+#[tokio::test]
 async fn mkdir_rmdir_and_their_errors() {
     let env = Env::new().await;
     let root = Fs::root();

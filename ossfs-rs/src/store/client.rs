@@ -21,7 +21,6 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
-use futures::stream::BoxStream;
 use http::{HeaderMap, Method};
 use tracing::{debug, warn};
 
@@ -34,6 +33,7 @@ use super::sign::{
     HttpRequest, Signer, cos::CosSigner, oss_v1::OssV1Signer, oss_v4::OssV4Signer,
     sigv4::SigV4Signer,
 };
+use super::transport::{BodyStream, Response, Transport, TransportConfig, TransportError};
 use super::types::*;
 use super::{ObjectStore, xml};
 
@@ -129,7 +129,7 @@ struct Inner {
     target: Target,
     signer: Box<dyn Signer>,
     credentials: Arc<dyn CredentialProvider>,
-    http: reqwest::Client,
+    http: Transport,
 }
 
 impl std::fmt::Debug for RestClient {
@@ -145,7 +145,7 @@ impl std::fmt::Debug for RestClient {
 struct Reply {
     status: u16,
     headers: HeaderMap,
-    response: reqwest::Response,
+    response: Response,
 }
 
 impl RestClient {
@@ -168,30 +168,26 @@ impl RestClient {
             SignatureVersion::Cos => Box::new(CosSigner::new(Duration::from_secs(3600))),
             SignatureVersion::SigV4 => Box::new(SigV4Signer::new(region)),
         };
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(50))
-            .pool_max_idle_per_host(64)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ossfs-rs/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = &config.ca_bundle {
-            let pem = std::fs::read(path).map_err(|e| {
+        let extra_roots_pem = match &config.ca_bundle {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
                 StoreError::InvalidArgument(format!(
                     "cannot read CA bundle {}: {e}",
                     path.display()
                 ))
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-                StoreError::InvalidArgument(format!("CA bundle {} is not PEM: {e}", path.display()))
-            })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder.build().map_err(|e| {
-            StoreError::InvalidArgument(format!("cannot build the HTTP client: {e}"))
+            })?),
+            None => None,
+        };
+        let http = Transport::new(&TransportConfig {
+            connect_timeout: config.connect_timeout,
+            read_timeout: config.read_timeout,
+            extra_roots_pem,
+            user_agent: concat!("ossfs-rs/", env!("CARGO_PKG_VERSION")),
+            max_idle_per_host: 64,
+            idle_timeout: Duration::from_secs(50),
+        })
+        .map_err(|e| match &config.ca_bundle {
+            Some(path) => StoreError::InvalidArgument(format!("CA bundle {}: {e}", path.display())),
+            None => StoreError::InvalidArgument(format!("cannot set up HTTPS: {e}")),
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -252,16 +248,24 @@ impl RestClient {
             .sign(&mut signed, &creds, SystemTime::now())
             .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         let url = signed.url();
-        let mut builder = inner
-            .http
-            .request(signed.method.clone(), &url)
-            .headers(signed.headers);
-        if !signed.body.is_empty() || matches!(signed.method, Method::PUT | Method::POST) {
-            builder = builder.body(signed.body);
+        let mut headers = signed.headers;
+        // Servers answer 411 to a PUT or POST without a length, even an
+        // empty one; hyper sends none for an empty body.
+        if (!signed.body.is_empty() || matches!(signed.method, Method::PUT | Method::POST))
+            && !headers.contains_key(http::header::CONTENT_LENGTH)
+        {
+            headers.insert(
+                http::header::CONTENT_LENGTH,
+                http::HeaderValue::from(signed.body.len()),
+            );
         }
-        let response = builder.send().await.map_err(|e| self.transport_error(&e))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
+        let response = inner
+            .http
+            .send(signed.method.clone(), &url, headers, signed.body)
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = response.status;
+        let headers = response.headers.clone();
         if (200..300).contains(&status) {
             return Ok(Reply {
                 status,
@@ -273,12 +277,7 @@ impl RestClient {
     }
 
     /// Turn an error reply into a typed error, reading its document.
-    async fn error_reply(
-        &self,
-        req: &HttpRequest,
-        status: u16,
-        response: reqwest::Response,
-    ) -> StoreError {
+    async fn error_reply(&self, req: &HttpRequest, status: u16, response: Response) -> StoreError {
         let body = if req.method == Method::HEAD {
             Bytes::new()
         } else {
@@ -328,18 +327,14 @@ impl RestClient {
         )
     }
 
-    fn transport_error(&self, e: &reqwest::Error) -> StoreError {
+    fn transport_error(&self, e: TransportError) -> StoreError {
         let endpoint = self.inner.config.endpoint.clone();
-        let detail = error_chain(e);
-        let lower = detail.to_ascii_lowercase();
-        if e.is_timeout() {
-            StoreError::Timeout(self.inner.config.read_timeout)
-        } else if TLS_WORDS.iter().any(|word| lower.contains(word)) {
-            StoreError::Tls { endpoint, detail }
-        } else if e.is_connect() {
-            StoreError::Unreachable { endpoint, detail }
-        } else {
-            StoreError::Connection(detail)
+        match e {
+            TransportError::Timeout(d) => StoreError::Timeout(d),
+            TransportError::Tls(detail) => StoreError::Tls { endpoint, detail },
+            TransportError::Connect(detail) => StoreError::Unreachable { endpoint, detail },
+            TransportError::Broken(detail) => StoreError::Connection(detail),
+            TransportError::Config(detail) => StoreError::InvalidArgument(detail),
         }
     }
 
@@ -352,7 +347,7 @@ impl RestClient {
             .response
             .bytes()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| self.transport_error(e))?;
         // COS and S3 can answer 200 with an error document (copy, complete).
         if let Some(doc) = xml::parse_error(&body) {
             return Err(doc.to_store_error(status, &key, &self.inner.config.bucket));
@@ -486,8 +481,8 @@ impl RestClient {
 }
 
 /// Read at most `limit` bytes of a body (for error documents).
-async fn read_limited(response: reqwest::Response, limit: usize) -> Option<Bytes> {
-    let mut stream = response.bytes_stream();
+async fn read_limited(response: Response, limit: usize) -> Option<Bytes> {
+    let mut stream = response.into_stream();
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.ok()?;
@@ -519,33 +514,6 @@ fn decode_header_value(v: &str) -> String {
         .into_owned()
 }
 
-/// Words in a transport error that point at TLS: certificate problems, and
-/// rustls's "received corrupt message of type InvalidContentType" when an
-/// `https://` URL meets a plain-HTTP server.
-const TLS_WORDS: [&str; 5] = [
-    "certificate",
-    "tls",
-    "handshake",
-    "corrupt message",
-    "invalidcontenttype",
-];
-
-/// A transport error with its causes, which name the real problem
-/// (`connection refused`, `invalid peer certificate`).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
 /// The wait before the next attempt. The thread-local RNG is not `Send`, so
 /// it is used here, outside any future.
 fn backoff(retry: &RetryConfig, attempt: u32) -> Duration {
@@ -565,7 +533,7 @@ struct BodyState {
     offset: u64,
     /// End of the requested range (exclusive).
     end: u64,
-    current: Option<BoxStream<'static, reqwest::Result<Bytes>>>,
+    current: Option<BodyStream>,
     failures: u32,
     done: bool,
 }
@@ -587,7 +555,7 @@ impl BodyState {
                     .open_get(&self.key, Some(range), Some(&self.etag))
                     .await
                 {
-                    Ok(reply) => self.current = Some(reply.response.bytes_stream().boxed()),
+                    Ok(reply) => self.current = Some(reply.response.into_stream()),
                     Err(e) => {
                         self.done = true;
                         return Some((Err(e), self));
@@ -614,7 +582,7 @@ impl BodyState {
                     self.failures += 1;
                     let retry = &self.client.inner.config.retry;
                     let why = match end_or_error {
-                        Some(Err(e)) => error_chain(&e),
+                        Some(Err(e)) => e.to_string(),
                         _ => format!("body ended at byte {} of {}", self.offset, self.end),
                     };
                     if self.failures >= retry.max_attempts {
@@ -686,7 +654,7 @@ impl ObjectStore for RestClient {
             etag: meta.etag.clone(),
             offset: served.start,
             end: served.end.unwrap_or(served.start),
-            current: Some(reply.response.bytes_stream().boxed()),
+            current: Some(reply.response.into_stream()),
             failures: 0,
             done: false,
         };

@@ -17,6 +17,7 @@ pub mod error;
 pub mod request;
 pub mod retry;
 pub mod sign;
+pub mod transport;
 pub mod types;
 pub mod xml;
 

@@ -160,6 +160,7 @@ pub fn fs_config(req: &MountRequest, staging_dir: &Path) -> FsConfig {
     c.cache_size = o.cache_size;
     c.prefetch_window = o.prefetch_window;
     c.stream_upload = !o.no_stream_upload;
+    c.readdir_optimize = o.readdir_optimize;
     c.list_cache_ttl = o.list_cache_expire;
     c.staging_dir = staging_dir.to_path_buf();
     c

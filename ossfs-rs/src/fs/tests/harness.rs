@@ -329,11 +329,12 @@ impl DirPlusSink for PlusNames {
     }
 }
 
-/// Which part uploads fail, and how many aborts were seen.
+/// Which part uploads fail, and how many aborts and HEADs were seen.
 #[derive(Clone, Default)]
 pub struct FailingParts {
     fail: Arc<AtomicU32>,
     aborts: Arc<AtomicUsize>,
+    heads: Arc<AtomicUsize>,
 }
 
 impl FailingParts {
@@ -352,6 +353,10 @@ impl FailingParts {
 
     pub fn aborted(&self) -> usize {
         self.aborts.load(Ordering::SeqCst)
+    }
+
+    pub fn heads(&self) -> usize {
+        self.heads.load(Ordering::SeqCst)
     }
 }
 
@@ -377,6 +382,7 @@ impl ObjectStore for Faulty {
         self.inner.bucket()
     }
     async fn head(&self, key: &str) -> StoreResult<ObjectMeta> {
+        self.faults.heads.fetch_add(1, Ordering::SeqCst);
         self.inner.head(key).await
     }
     async fn get(&self, key: &str, range: Option<ByteRange>) -> StoreResult<GetObject> {
