@@ -78,6 +78,9 @@ pub struct MountOptions {
     /// Take `ls -l`'s attributes from the listing (`readdir_optimize`, as
     /// in ossfs): no HEAD per entry, default mode and owner.
     pub readdir_optimize: bool,
+    /// Turn extended attributes off (`noxattr`, as in s3fs): the kernel
+    /// then stops asking, which saves `ls -l` a round trip per entry.
+    pub noxattr: bool,
 }
 
 impl Default for MountOptions {
@@ -117,6 +120,7 @@ impl Default for MountOptions {
             retry_forever: false,
             no_stream_upload: false,
             readdir_optimize: false,
+            noxattr: false,
         }
     }
 }
@@ -210,6 +214,7 @@ impl MountOptions {
             "retry_forever" => self.retry_forever = true,
             "nostream_upload" => self.no_stream_upload = true,
             "readdir_optimize" => self.readdir_optimize = true,
+            "noxattr" => self.noxattr = true,
             "max_stat_cache_size" => {
                 self.max_stat_cache_size = parse_num::<usize>(name, need(value)?)?
             }
@@ -358,9 +363,9 @@ mod tests {
         let mut o = MountOptions::default();
         assert_eq!(o.memory_limit, 512 * 1024 * 1024);
         assert!(!o.readdir_optimize);
-        o.apply_all(["memory_limit=1024,cache_size=0,prefetch_window=16,metrics=127.0.0.1:9100,list_cache_expire=0,readdir_optimize"])
+        o.apply_all(["memory_limit=1024,cache_size=0,prefetch_window=16,metrics=127.0.0.1:9100,list_cache_expire=0,readdir_optimize,noxattr"])
             .unwrap();
-        assert!(o.readdir_optimize);
+        assert!(o.readdir_optimize && o.noxattr);
         assert_eq!(o.memory_limit, 1024 * 1024 * 1024);
         assert_eq!(o.cache_size, 0);
         assert_eq!(o.prefetch_window, 16 * 1024 * 1024);

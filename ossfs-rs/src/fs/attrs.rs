@@ -176,6 +176,7 @@ impl Fs {
 
     /// getxattr: `size` 0 asks for the value's size.
     pub async fn getxattr(&self, ino: u64, name: &OsStr, size: u32) -> Result<XattrReply, FsError> {
+        self.check_xattrs_on()?;
         let name = name.to_string_lossy();
         if !name.starts_with(USER_NAMESPACE) {
             // security.capability is asked on every write: answer at once.
@@ -190,6 +191,7 @@ impl Fs {
 
     /// listxattr: the names, NUL-terminated; `size` 0 asks for the length.
     pub async fn listxattr(&self, ino: u64, size: u32) -> Result<XattrReply, FsError> {
+        self.check_xattrs_on()?;
         let xattrs = self.xattrs_of(ino).await?;
         sized_reply(xattr::list_names(&xattrs), size)
     }
@@ -202,6 +204,7 @@ impl Fs {
         value: &[u8],
         flags: i32,
     ) -> Result<(), FsError> {
+        self.check_xattrs_on()?;
         self.check_writable()?;
         let name = name
             .to_str()
@@ -233,6 +236,7 @@ impl Fs {
 
     /// removexattr.
     pub async fn removexattr(&self, ino: u64, name: &OsStr) -> Result<(), FsError> {
+        self.check_xattrs_on()?;
         self.check_writable()?;
         let name = name.to_string_lossy().into_owned();
         if !name.starts_with(USER_NAMESPACE) {
@@ -250,6 +254,17 @@ impl Fs {
             Ok(())
         })
         .await?;
+        Ok(())
+    }
+
+    /// With `noxattr` every xattr call fails with ENOSYS, after which the
+    /// kernel stops sending that call at all: `ls -l` then costs no
+    /// `getxattr` round trip per entry (`security.selinux`), and writes
+    /// none for `security.capability`.
+    fn check_xattrs_on(&self) -> Result<(), FsError> {
+        if self.config.noxattr {
+            return Err(FsError::XattrsOff);
+        }
         Ok(())
     }
 

@@ -74,6 +74,10 @@ pub enum FsError {
     #[error("extended attribute namespace of {0:?} is not supported (only user.*)")]
     XattrNamespace(String),
 
+    /// The mount was made with `noxattr`.
+    #[error("extended attributes are turned off on this mount (noxattr)")]
+    XattrsOff,
+
     /// The object's user metadata would exceed the store's limit.
     #[error("metadata of {key:?} would be {size} bytes, over the store's limit of {limit}")]
     MetadataTooLarge {
@@ -159,6 +163,8 @@ impl FsError {
             FsError::NoXattr(_) => libc::ENODATA,
             FsError::Range { .. } => libc::ERANGE,
             FsError::XattrNamespace(_) => libc::EOPNOTSUPP,
+            // ENOSYS, not EOPNOTSUPP: the kernel remembers it and stops asking.
+            FsError::XattrsOff => libc::ENOSYS,
             FsError::MetadataTooLarge { .. } => libc::E2BIG,
             FsError::NotSupported(_) => libc::EOPNOTSUPP,
             FsError::NotPermitted(_) => libc::EPERM,
@@ -188,6 +194,7 @@ impl FsError {
                 | FsError::NoXattr(_)
                 | FsError::Range { .. }
                 | FsError::XattrNamespace(_)
+                | FsError::XattrsOff
                 | FsError::ReadOnly
                 | FsError::NameTooLong(_)
                 | FsError::NotSupported(_)

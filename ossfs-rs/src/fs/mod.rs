@@ -132,6 +132,8 @@ pub struct FsConfig {
     /// `readdirplus` answers entries not in the stat cache from the
     /// listing alone (`readdir_optimize`), see [`readdir`].
     pub readdir_optimize: bool,
+    /// Answer every xattr call with ENOSYS (`noxattr`, as in s3fs).
+    pub noxattr: bool,
 }
 
 impl Default for FsConfig {
@@ -162,6 +164,7 @@ impl Default for FsConfig {
             prefetch_window: PrefetchConfig::default().max_window,
             stream_upload: true,
             readdir_optimize: false,
+            noxattr: false,
         }
     }
 }

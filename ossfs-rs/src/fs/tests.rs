@@ -744,6 +744,23 @@ async fn unlinked_open_files_are_not_resurrected() {
 }
 
 #[tokio::test]
+async fn noxattr_answers_enosys_to_every_xattr_call() {
+    let env = Env::with(|c| c.noxattr = true).await;
+    let ino = env.write_file("x", b"", 0o644).await;
+    let errno = |r: Result<(), FsError>| r.map_err(|e| e.errno()).err();
+    let set = env.fs.setxattr(ino, os("user.color"), b"blue", 0).await;
+    assert_eq!(errno(set), Some(libc::ENOSYS));
+    let get = env.fs.getxattr(ino, os("security.selinux"), 0).await;
+    assert_eq!(errno(get.map(|_| ())), Some(libc::ENOSYS));
+    let list = env.fs.listxattr(ino, 0).await;
+    assert_eq!(errno(list.map(|_| ())), Some(libc::ENOSYS));
+    let remove = env.fs.removexattr(ino, os("user.color")).await;
+    assert_eq!(errno(remove), Some(libc::ENOSYS));
+    let head = env.head("x").await.unwrap_or_else(|| panic!("missing"));
+    assert!(!head.user_metadata.contains_key("xattr"));
+}
+
+#[tokio::test]
 async fn xattrs_are_stored_the_s3fs_way() {
     let env = Env::new().await;
     let ino = env.write_file("x", b"", 0o644).await;

@@ -161,6 +161,7 @@ pub fn fs_config(req: &MountRequest, staging_dir: &Path) -> FsConfig {
     c.prefetch_window = o.prefetch_window;
     c.stream_upload = !o.no_stream_upload;
     c.readdir_optimize = o.readdir_optimize;
+    c.noxattr = o.noxattr;
     c.list_cache_ttl = o.list_cache_expire;
     c.staging_dir = staging_dir.to_path_buf();
     c
