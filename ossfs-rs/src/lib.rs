@@ -22,6 +22,7 @@ pub mod demo_mount;
 pub mod demo_restart;
 pub mod fs;
 pub mod fuse;
+pub mod heap;
 pub mod memory;
 pub mod metrics;
 pub mod mount;

@@ -7,5 +7,6 @@
 static ALLOCATOR: ossfs_rs::prefault::PrefaultAllocator = ossfs_rs::prefault::PrefaultAllocator;
 
 fn main() -> std::process::ExitCode {
+    ossfs_rs::heap::tune();
     ossfs_rs::cli::run()
 }

@@ -11,6 +11,9 @@
 //! makes those pages resident and writable, so the copy never faults and a
 //! request taken by a dying worker is always resent. It costs the same
 //! memory the first large request would have faulted in anyway.
+//!
+//! Blocks of several MiB (prefetched and upload parts) are also advised to
+//! use transparent huge pages here, see [`crate::heap`].
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
@@ -29,7 +32,9 @@ pub struct PrefaultAllocator;
 unsafe impl GlobalAlloc for PrefaultAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
+        let ptr = unsafe { System.alloc(layout) };
+        crate::heap::advise_huge(ptr, layout.size());
+        ptr
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
