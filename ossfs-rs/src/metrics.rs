@@ -37,6 +37,7 @@ pub const CACHE_HITS: &str = "ossfs_cache_hits_total";
 pub const CACHE_MISSES: &str = "ossfs_cache_misses_total";
 pub const UPLOADS_IN_FLIGHT: &str = "ossfs_uploads_in_flight";
 pub const CACHE_BYTES: &str = "ossfs_block_cache_bytes";
+pub const DISK_CACHE_BYTES: &str = "ossfs_disk_cache_bytes";
 
 /// Store operations, as labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,9 +68,15 @@ const OPS: [(Op, &str); 8] = [
 pub enum Cache {
     Block,
     Stat,
+    /// The disk tier of the block cache (`use_cache`).
+    Disk,
 }
 
-const CACHES: [(Cache, &str); 2] = [(Cache::Block, "block"), (Cache::Stat, "stat")];
+const CACHES: [(Cache, &str); 3] = [
+    (Cache::Block, "block"),
+    (Cache::Stat, "stat"),
+    (Cache::Disk, "disk"),
+];
 
 /// Histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -83,10 +90,11 @@ pub struct Metrics {
     seconds_micros: [AtomicU64; 8],
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
-    hits: [AtomicU64; 2],
-    misses: [AtomicU64; 2],
+    hits: [AtomicU64; 3],
+    misses: [AtomicU64; 3],
     uploads: AtomicI64,
     cache_bytes: AtomicU64,
+    disk_cache_bytes: AtomicU64,
 }
 
 /// The counters of this process.
@@ -96,10 +104,11 @@ pub static METRICS: Metrics = Metrics {
     seconds_micros: [const { AtomicU64::new(0) }; 8],
     bytes_read: AtomicU64::new(0),
     bytes_written: AtomicU64::new(0),
-    hits: [const { AtomicU64::new(0) }; 2],
-    misses: [const { AtomicU64::new(0) }; 2],
+    hits: [const { AtomicU64::new(0) }; 3],
+    misses: [const { AtomicU64::new(0) }; 3],
     uploads: AtomicI64::new(0),
     cache_bytes: AtomicU64::new(0),
+    disk_cache_bytes: AtomicU64::new(0),
 };
 
 fn op_index(op: Op) -> usize {
@@ -149,6 +158,11 @@ impl Metrics {
     /// The block cache now holds `bytes`.
     pub fn set_cache_bytes(&self, bytes: u64) {
         self.cache_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The disk cache now holds `bytes`.
+    pub fn set_disk_cache_bytes(&self, bytes: u64) {
+        self.disk_cache_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// An upload starts; the guard ends it.
@@ -230,6 +244,16 @@ impl Metrics {
             s,
             "{CACHE_BYTES} {}",
             self.cache_bytes.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP {DISK_CACHE_BYTES} Bytes held by the disk cache (use_cache)."
+        );
+        let _ = writeln!(s, "# TYPE {DISK_CACHE_BYTES} gauge");
+        let _ = writeln!(
+            s,
+            "{DISK_CACHE_BYTES} {}",
+            self.disk_cache_bytes.load(Ordering::Relaxed)
         );
         s
     }
@@ -476,10 +500,11 @@ mod tests {
             seconds_micros: [const { AtomicU64::new(0) }; 8],
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
-            hits: [const { AtomicU64::new(0) }; 2],
-            misses: [const { AtomicU64::new(0) }; 2],
+            hits: [const { AtomicU64::new(0) }; 3],
+            misses: [const { AtomicU64::new(0) }; 3],
             uploads: AtomicI64::new(0),
             cache_bytes: AtomicU64::new(0),
+            disk_cache_bytes: AtomicU64::new(0),
         };
         let t = Instant::now();
         m.request(Op::Get, true, t);

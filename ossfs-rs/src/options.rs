@@ -45,6 +45,10 @@ pub struct MountOptions {
     pub negative_cache: bool,
     /// Where writers' staging files live (`tmpdir=`).
     pub tmpdir: Option<PathBuf>,
+    /// The persistent disk block cache's directory (`use_cache=DIR`).
+    pub use_cache: Option<PathBuf>,
+    /// Bytes the disk cache may hold (`disk_cache_size=MiB`, 4096).
+    pub disk_cache_size: u64,
     /// Multipart part size in bytes (`multipart_size=` is given in MB, as in ossfs).
     pub multipart_size: u64,
     /// Parallel part uploads (`parallel_count=`).
@@ -107,6 +111,8 @@ impl Default for MountOptions {
             list_cache_expire: Duration::from_secs(1),
             negative_cache: false,
             tmpdir: None,
+            use_cache: None,
+            disk_cache_size: 4096 * 1024 * 1024,
             multipart_size: 10 * 1024 * 1024,
             parallel_count: 5,
             memory_limit: crate::memory::DEFAULT_MEMORY_LIMIT,
@@ -227,6 +233,28 @@ impl MountOptions {
             "enable_noobj_cache" => self.negative_cache = true,
             "disable_noobj_cache" => self.negative_cache = false,
             "tmpdir" => self.tmpdir = Some(need(value)?.into()),
+            "use_cache" => {
+                let dir = PathBuf::from(need(value)?);
+                if !dir.is_absolute() {
+                    return Err(bad(
+                        name,
+                        &dir.display().to_string(),
+                        "must be an absolute path (the daemon does not run in this directory)",
+                    ));
+                }
+                self.use_cache = Some(dir);
+            }
+            "disk_cache_size" => {
+                let mb: u64 = parse_num(name, need(value)?)?;
+                if mb == 0 {
+                    return Err(bad(
+                        name,
+                        "0",
+                        "must be at least 1 (MiB); leave out use_cache to turn the disk cache off",
+                    ));
+                }
+                self.disk_cache_size = mb.saturating_mul(1024 * 1024);
+            }
             "multipart_size" => {
                 let mb: u64 = parse_num(name, need(value)?)?;
                 if mb == 0 || mb > 5 * 1024 {
@@ -363,9 +391,14 @@ mod tests {
         let mut o = MountOptions::default();
         assert_eq!(o.memory_limit, 512 * 1024 * 1024);
         assert!(!o.readdir_optimize);
-        o.apply_all(["memory_limit=1024,cache_size=0,prefetch_window=16,metrics=127.0.0.1:9100,list_cache_expire=0,readdir_optimize,noxattr"])
+        o.apply_all(["memory_limit=1024,cache_size=0,prefetch_window=16,metrics=127.0.0.1:9100,list_cache_expire=0,readdir_optimize,noxattr,use_cache=/var/cache/ossfs,disk_cache_size=100"])
             .unwrap();
         assert!(o.readdir_optimize && o.noxattr);
+        assert_eq!(o.use_cache, Some(PathBuf::from("/var/cache/ossfs")));
+        assert_eq!(o.disk_cache_size, 100 * 1024 * 1024);
+        let mut o = MountOptions::default();
+        let err = o.apply_all(["use_cache=cache"]).unwrap_err().to_string();
+        assert!(err.contains("absolute"), "{err}");
         assert_eq!(o.memory_limit, 1024 * 1024 * 1024);
         assert_eq!(o.cache_size, 0);
         assert_eq!(o.prefetch_window, 16 * 1024 * 1024);

@@ -167,6 +167,98 @@ fn bytes_written(addr: &str) -> u64 {
         .unwrap_or_else(|| panic!("no written-bytes counter in:\n{text}"))
 }
 
+/// The value of the metric line starting with `series ` on `addr`.
+fn metric(addr: &str, series: &str) -> u64 {
+    let text = metrics_text(addr);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+}
+
+#[test]
+fn the_disk_cache_serves_a_remount_and_never_a_changed_object() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let mut m = Mount::builder(shared_garage(), "diskcache")
+        .option(&format!(
+            "use_cache={},disk_cache_size=64,metrics={addr}",
+            cache.path().display()
+        ))
+        .mount();
+    let data = pattern(3 * 1024 * 1024 + 77, 21);
+    let bucket = Bucket::garage();
+    let key = format!("{}data.bin", m.prefix());
+    bucket
+        .block_on(
+            bucket
+                .store()
+                .put(&key, data.clone().into(), &Default::default()),
+        )
+        .unwrap();
+    assert!(fs::read(m.join("data.bin")).unwrap() == data);
+    // The blocks reach the disk in the background; the unmount waits for
+    // nothing, so wait for the files here.
+    let files = || {
+        walk(cache.path())
+            .iter()
+            .filter(|p| p.file_name().is_some_and(|n| n.len() == 64))
+            .count()
+    };
+    for _ in 0..200 {
+        if files() >= 25 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(files(), 25, "3 MiB + 77 bytes in blocks of 128 KiB");
+    // A remount (cold memory, cold page cache) reads it from disk: no GET.
+    m.remount();
+    let gets = |addr: &str| {
+        metric(
+            addr,
+            "ossfs_store_requests_total{op=\"get\",outcome=\"ok\"}",
+        )
+    };
+    let before = gets(&addr);
+    assert!(fs::read(m.join("data.bin")).unwrap() == data);
+    assert_eq!(gets(&addr), before, "served from the disk cache");
+    assert!(metric(&addr, "ossfs_cache_hits_total{cache=\"disk\"}") >= 25);
+    // The object changes behind the mount's back: after a remount the new
+    // ETag misses every old block, and the new bytes are read.
+    let changed = pattern(3 * 1024 * 1024 + 77, 22);
+    bucket
+        .block_on(
+            bucket
+                .store()
+                .put(&key, changed.clone().into(), &Default::default()),
+        )
+        .unwrap();
+    m.remount();
+    assert!(fs::read(m.join("data.bin")).unwrap() == changed);
+    // Every file is private to the mount's user.
+    for p in walk(cache.path()) {
+        let mode = fs::symlink_metadata(&p).unwrap().mode() & 0o077;
+        assert_eq!(mode, 0, "{} is readable by others", p.display());
+    }
+}
+
+/// Every path under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
 #[test]
 fn a_sequential_writer_is_uploaded_while_it_writes() {
     let addr = {

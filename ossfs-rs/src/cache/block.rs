@@ -14,12 +14,17 @@
 //! is a `BTreeMap` from a use sequence number to the key (refreshing an
 //! entry moves it to the back), as in the stat cache. One `std` mutex,
 //! held for map operations only, never across an await.
+//!
+//! With a [`DiskCache`] (`use_cache`) every inserted block is also queued
+//! for the disk, and a block missing from memory is looked for there (a
+//! local file read) and brought back into memory when found.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
+use super::DiskCache;
 use crate::memory::{MemoryBudget, Reservation};
 use crate::metrics::{Cache, METRICS};
 
@@ -70,6 +75,7 @@ pub struct BlockCache {
     capacity: u64,
     budget: MemoryBudget,
     inner: Mutex<Inner>,
+    disk: Option<Arc<DiskCache>>,
 }
 
 impl std::fmt::Debug for BlockCache {
@@ -92,7 +98,19 @@ impl BlockCache {
             capacity,
             budget,
             inner: Mutex::new(Inner::default()),
+            disk: None,
         }
+    }
+
+    /// The same cache with `disk` as its second tier.
+    pub fn with_disk(mut self, disk: Arc<DiskCache>) -> Self {
+        self.disk = Some(disk);
+        self
+    }
+
+    /// The disk tier, if any.
+    pub fn disk(&self) -> Option<&Arc<DiskCache>> {
+        self.disk.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -104,9 +122,9 @@ impl BlockCache {
         self.block_size
     }
 
-    /// Whether the cache holds nothing, ever (capacity 0).
+    /// Whether the cache holds nothing, ever (capacity 0 and no disk).
     pub fn is_disabled(&self) -> bool {
-        self.capacity == 0
+        self.capacity == 0 && self.disk.is_none()
     }
 
     /// Bytes held.
@@ -140,12 +158,26 @@ impl BlockCache {
             None => None,
         };
         METRICS.cache(Cache::Block, hit.is_some());
-        hit
+        drop(inner);
+        if hit.is_some() {
+            return hit;
+        }
+        let data = self.disk.as_ref()?.get(key)?;
+        self.insert_memory(key.clone(), data.clone());
+        Some(data)
     }
 
-    /// Cache `data` as block `key`, evicting older blocks to make room.
-    /// Returns whether it was cached.
+    /// Cache `data` as block `key` (in memory, and on disk when there is a
+    /// disk tier), evicting older blocks to make room. Returns whether it
+    /// was cached in memory.
     pub fn insert(&self, key: BlockKey, data: Bytes) -> bool {
+        if let Some(disk) = &self.disk {
+            disk.put(key.clone(), data.clone());
+        }
+        self.insert_memory(key, data)
+    }
+
+    fn insert_memory(&self, key: BlockKey, data: Bytes) -> bool {
         let len = data.len() as u64;
         if len == 0 || len > self.capacity {
             return false;

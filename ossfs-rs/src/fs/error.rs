@@ -135,6 +135,10 @@ pub enum FsError {
         #[source]
         source: io::Error,
     },
+
+    /// The disk cache directory cannot be used.
+    #[error(transparent)]
+    DiskCache(#[from] crate::cache::DiskCacheError),
 }
 
 impl FsError {
@@ -178,6 +182,7 @@ impl FsError {
             // ENOSPC or EDQUOT of the staging disk tell the user what to fix.
             FsError::Staging { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
             FsError::Read(e) => e.errno(),
+            FsError::DiskCache(_) => libc::EIO,
         }
     }
 

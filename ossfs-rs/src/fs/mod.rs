@@ -65,7 +65,7 @@ use meta::{AttrPolicy, NodeInfo};
 use name::Keys;
 use staging::{Staging, StagingRecord};
 
-use crate::cache::BlockCache;
+use crate::cache::{BlockCache, DiskCache, DiskCacheError};
 use crate::memory::MemoryBudget;
 use crate::prefetch::{PrefetchConfig, Reader};
 use crate::store::ObjectStore;
@@ -134,6 +134,18 @@ pub struct FsConfig {
     pub readdir_optimize: bool,
     /// Answer every xattr call with ENOSYS (`noxattr`, as in s3fs).
     pub noxattr: bool,
+    /// The persistent disk tier of the block cache (`use_cache`).
+    pub disk_cache: Option<DiskCacheConfig>,
+}
+
+/// Where the disk cache lives and how much it may hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskCacheConfig {
+    pub dir: PathBuf,
+    pub capacity: u64,
+    /// What this mount reads (endpoint, bucket, prefix): mounts of
+    /// different data get different subdirectories.
+    pub id: String,
 }
 
 impl Default for FsConfig {
@@ -165,6 +177,7 @@ impl Default for FsConfig {
             stream_upload: true,
             readdir_optimize: false,
             noxattr: false,
+            disk_cache: None,
         }
     }
 }
@@ -335,6 +348,18 @@ impl Fs {
             config.negative_cache,
         );
         let budget = MemoryBudget::new(config.memory_limit);
+        let mut blocks = BlockCache::new(BLOCK_SIZE, config.cache_size, budget.clone());
+        if let Some(dc) = &config.disk_cache {
+            match DiskCache::open(&dc.dir, &dc.id, dc.capacity) {
+                Ok(disk) => blocks = blocks.with_disk(Arc::new(disk)),
+                // Another mount (or a worker still exiting) holds it: run
+                // without it rather than fail the mount.
+                Err(e @ DiskCacheError::Busy { .. }) => {
+                    tracing::warn!(error = %e, "running without the disk cache");
+                }
+                Err(e) => return Err(FsError::DiskCache(e)),
+            }
+        }
         Ok(Self {
             store,
             keys,
@@ -345,11 +370,7 @@ impl Fs {
             handles: Mutex::new(HandleTable::new()),
             stagings: Mutex::new(HashMap::new()),
             cache: Mutex::new(cache),
-            blocks: Arc::new(BlockCache::new(
-                BLOCK_SIZE,
-                config.cache_size,
-                budget.clone(),
-            )),
+            blocks: Arc::new(blocks),
             budget,
             prefetch: PrefetchConfig {
                 max_window: config.prefetch_window,

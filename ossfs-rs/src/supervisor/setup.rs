@@ -162,6 +162,16 @@ pub fn fs_config(req: &MountRequest, staging_dir: &Path) -> FsConfig {
     c.stream_upload = !o.no_stream_upload;
     c.readdir_optimize = o.readdir_optimize;
     c.noxattr = o.noxattr;
+    c.disk_cache = o.use_cache.as_ref().map(|dir| crate::fs::DiskCacheConfig {
+        dir: dir.clone(),
+        capacity: o.disk_cache_size,
+        id: format!(
+            "{}|{}|{}",
+            o.url.as_deref().unwrap_or(""),
+            req.source.bucket,
+            req.source.prefix
+        ),
+    });
     c.list_cache_ttl = o.list_cache_expire;
     c.staging_dir = staging_dir.to_path_buf();
     c
