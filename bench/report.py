@@ -38,6 +38,11 @@ ROWS = [
     ("ls20k_cold+ro", "ls -l, big directory, cold, ossfs-rs `-o readdir_optimize,noxattr`", "s", False, None),
     ("ls20k_warm+ro", "ls -l, big directory, warm, ossfs-rs `-o readdir_optimize,noxattr`", "s", False, None),
     ("find_cold+ro", "find over the tree, cold, ossfs-rs `-o readdir_optimize,noxattr`", "s", False, None),
+    # ossfs-rs only: the object read once with `-o use_cache`, remounted
+    # (memory and page cache cold), read again from the disk cache. Not
+    # compared with the peers' network reads.
+    ("seq1+dc", "sequential read, 1 stream, after a remount, from ossfs-rs's disk cache (`-o use_cache`)", "MiB/s", True, "get8"),
+    ("dc_hit_pct+dc", "share of those blocks the disk cache served", "%", True, None),
     ("write_mibs", "sequential write (dd bs=1M, until close returns)", "MiB/s", True, "put8"),
     ("create_s", "create files of 64 KiB, 1 thread", "s", False, None),
     ("rss_mib", "peak RSS of the daemon and its children (VmHWM, summed)", "MiB", False, None),
@@ -143,6 +148,7 @@ def main():
         w("|" + "---|" * (3 + len(tools) + len(peers)))
         for m, label, unit, higher, lim in ROWS:
             peer_m = m.split("+")[0]
+            compare = "+" not in m or m.endswith("+ro")
             vals = [value(a.res, p, t, m) for t in tools]
             ours = value(a.res, p, "ossfs-rs", m)
             lim_s = "–"
@@ -151,7 +157,7 @@ def main():
                 if ours is not None and lv:
                     lim_s = "%.0f %%" % (100 * ours / lv)
             row = "| %s | %s | " % (label, unit) + " | ".join(fmt(v) for v in vals) + \
-                " | %s | " % lim_s + " | ".join(ratio(ours, value(a.res, p, t, peer_m), higher) for t in peers) + " |"
+                " | %s | " % lim_s + " | ".join((ratio(ours, value(a.res, p, t, peer_m), higher) if compare else "–") for t in peers) + " |"
             w(row)
         w("")
 

@@ -396,14 +396,17 @@ mod tests {
         assert!(o.readdir_optimize && o.noxattr);
         assert_eq!(o.use_cache, Some(PathBuf::from("/var/cache/ossfs")));
         assert_eq!(o.disk_cache_size, 100 * 1024 * 1024);
-        let mut o = MountOptions::default();
-        let err = o.apply_all(["use_cache=cache"]).unwrap_err().to_string();
-        assert!(err.contains("absolute"), "{err}");
         assert_eq!(o.memory_limit, 1024 * 1024 * 1024);
         assert_eq!(o.cache_size, 0);
         assert_eq!(o.prefetch_window, 16 * 1024 * 1024);
         assert_eq!(o.metrics, "127.0.0.1:9100".parse().ok());
         assert_eq!(o.list_cache_expire, Duration::ZERO);
+        let mut relative = MountOptions::default();
+        let err = relative
+            .apply_all(["use_cache=cache"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("absolute"), "{err}");
     }
 
     #[test]
