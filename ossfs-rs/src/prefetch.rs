@@ -366,6 +366,9 @@ impl Reader {
         let key = st.key.clone();
         let etag = st.etag.clone();
         let task = tokio::spawn(async move {
+            if let Some(data) = from_disk(&cache, &key, &etag, start, end).await {
+                return Ok(data);
+            }
             let data = fetch(store.as_ref(), &key, &etag, start, end).await?;
             if data.1 {
                 insert_blocks(&cache, &key, &etag, start, &data.0);
@@ -391,7 +394,9 @@ impl Reader {
         }
     }
 
-    /// `[start, end)` from the block cache, if every block is there.
+    /// `[start, end)` from the block cache's memory, if every block is
+    /// there (planning holds the state lock: no disk reads here; a part's
+    /// own task looks on disk, see [`from_disk`]).
     fn cached(&self, st: &State, start: u64, end: u64) -> Option<Bytes> {
         let block = self.cache.block_size();
         if self.cache.is_disabled() || !start.is_multiple_of(block) {
@@ -404,7 +409,7 @@ impl Reader {
                 etag: st.etag.clone(),
                 index,
             };
-            pieces.push((index * block, self.cache.get(&bk)?));
+            pieces.push((index * block, self.cache.get_memory(&bk)?));
         }
         Some(assemble(&pieces, start, end))
     }
@@ -451,6 +456,38 @@ impl Reader {
         }
         Ok(assemble(&pieces, offset, end))
     }
+}
+
+/// `[start, end)` of version `etag` of `key` from the disk cache, read on
+/// the blocking pool (so the parts of a stream are read in parallel), if
+/// every block of it is there.
+async fn from_disk(
+    cache: &Arc<BlockCache>,
+    key: &Arc<str>,
+    etag: &Arc<str>,
+    start: u64,
+    end: u64,
+) -> Option<Bytes> {
+    let block = cache.block_size();
+    if cache.disk().is_none() || !start.is_multiple_of(block) {
+        return None;
+    }
+    let (cache, key, etag) = (cache.clone(), key.clone(), etag.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut pieces = Vec::new();
+        for index in start / block..end.div_ceil(block) {
+            let bk = BlockKey {
+                key: key.clone(),
+                etag: etag.clone(),
+                index,
+            };
+            pieces.push((index * block, cache.get_disk(&bk)?));
+        }
+        Some(assemble(&pieces, start, end))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// GET `[start, end)` of `key`; the flag says whether it is the version

@@ -239,7 +239,9 @@ fn the_disk_cache_serves_a_remount_and_never_a_changed_object() {
         .unwrap();
     m.remount();
     assert!(fs::read(m.join("data.bin")).unwrap() == changed);
-    // Every file is private to the mount's user.
+    // Every file is private to the mount's user (looked at once the
+    // daemon, and with it the cache's writer, is gone).
+    m.unmount_ok();
     for p in walk(cache.path()) {
         let mode = fs::symlink_metadata(&p).unwrap().mode() & 0o077;
         assert_eq!(mode, 0, "{} is readable by others", p.display());

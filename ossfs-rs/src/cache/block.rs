@@ -142,8 +142,24 @@ impl BlockCache {
         self.len() == 0
     }
 
-    /// The block `key`, marking it recently used.
+    /// The block `key`, marking it recently used; from memory, else from
+    /// the disk tier (a blocking file read).
     pub fn get(&self, key: &BlockKey) -> Option<Bytes> {
+        if let Some(hit) = self.get_memory(key) {
+            return Some(hit);
+        }
+        self.get_disk(key)
+    }
+
+    /// The block `key` from the disk tier only, brought back into memory.
+    pub fn get_disk(&self, key: &BlockKey) -> Option<Bytes> {
+        let data = self.disk.as_ref()?.get(key)?;
+        self.insert_memory(key.clone(), data.clone());
+        Some(data)
+    }
+
+    /// The block `key` if it is in memory (never touches the disk).
+    pub fn get_memory(&self, key: &BlockKey) -> Option<Bytes> {
         let mut inner = self.lock();
         let seq = inner.next_seq;
         let hit = match inner.map.get_mut(key) {
@@ -158,13 +174,7 @@ impl BlockCache {
             None => None,
         };
         METRICS.cache(Cache::Block, hit.is_some());
-        drop(inner);
-        if hit.is_some() {
-            return hit;
-        }
-        let data = self.disk.as_ref()?.get(key)?;
-        self.insert_memory(key.clone(), data.clone());
-        Some(data)
+        hit
     }
 
     /// Cache `data` as block `key` (in memory, and on disk when there is a

@@ -281,14 +281,13 @@ impl DiskCache {
             return None;
         }
         let path = self.shared.path_of(&name);
-        let found = match fs::read(&path) {
-            Ok(raw) => match decode(key, raw) {
+        let found = match read_file(&path) {
+            Ok((file, raw)) => match decode(key, raw) {
                 Some(data) => {
                     self.shared.index().touch(&name);
-                    // The use order survives a remount through the file's time.
-                    if let Ok(f) = OpenOptions::new().write(true).open(&path) {
-                        let _ = f.set_modified(SystemTime::now());
-                    }
+                    // The use order survives a remount through the file's
+                    // time (we own the file, so a read-only fd may set it).
+                    let _ = file.set_modified(SystemTime::now());
                     Some(data)
                 }
                 None => {
@@ -355,6 +354,14 @@ fn write_loop(shared: &Shared, rx: &Receiver<Job>) {
             }
         }
     }
+}
+
+/// The open file and its whole content.
+fn read_file(path: &Path) -> io::Result<(File, Vec<u8>)> {
+    let mut file = File::open(path)?;
+    let mut raw = Vec::new();
+    io::Read::read_to_end(&mut file, &mut raw)?;
+    Ok((file, raw))
 }
 
 /// The file name of a block: hex SHA-256 of key, ETag and number.
