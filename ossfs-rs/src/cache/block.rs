@@ -10,21 +10,20 @@
 //! Bounded two ways: by `capacity` bytes (the `-o cache_size=` option), and
 //! by the global memory budget, from which every block reserves its size;
 //! when either is short, the least recently used blocks are evicted first,
-//! and a block that still does not fit is simply not cached. Eviction order
-//! is a `BTreeMap` from a use sequence number to the key (refreshing an
-//! entry moves it to the back), as in the stat cache. One `std` mutex,
-//! held for map operations only, never across an await.
+//! and a block that still does not fit is simply not cached. The use order
+//! is kept by [`Lru`]. One `std` mutex, held for map operations only,
+//! never across an await.
 //!
 //! With a [`DiskCache`] (`use_cache`) every inserted block is also queued
 //! for the disk, and a block missing from memory is looked for there (a
 //! local file read) and brought back into memory when found.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
 use super::DiskCache;
+use super::lru::Lru;
 use crate::memory::{MemoryBudget, Reservation};
 use crate::metrics::{Cache, METRICS};
 
@@ -36,38 +35,13 @@ pub struct BlockKey {
     pub index: u64,
 }
 
+/// A cached block and the budget it holds.
 struct Slot {
     data: Bytes,
-    seq: u64,
     _reservation: Reservation,
 }
 
-#[derive(Default)]
-struct Inner {
-    map: HashMap<BlockKey, Slot>,
-    order: BTreeMap<u64, BlockKey>,
-    next_seq: u64,
-    bytes: u64,
-}
-
-impl Inner {
-    fn evict_oldest(&mut self) -> bool {
-        let Some((_, key)) = self.order.pop_first() else {
-            return false;
-        };
-        if let Some(slot) = self.map.remove(&key) {
-            self.bytes -= slot.data.len() as u64;
-        }
-        true
-    }
-
-    fn remove(&mut self, key: &BlockKey) {
-        if let Some(slot) = self.map.remove(key) {
-            self.order.remove(&slot.seq);
-            self.bytes -= slot.data.len() as u64;
-        }
-    }
-}
+type Inner = Lru<BlockKey, Slot>;
 
 /// A shared cache of object blocks.
 pub struct BlockCache {
@@ -129,12 +103,12 @@ impl BlockCache {
 
     /// Bytes held.
     pub fn bytes(&self) -> u64 {
-        self.lock().bytes
+        self.lock().bytes()
     }
 
     /// Blocks held.
     pub fn len(&self) -> usize {
-        self.lock().map.len()
+        self.lock().len()
     }
 
     /// Whether nothing is held.
@@ -160,19 +134,7 @@ impl BlockCache {
 
     /// The block `key` if it is in memory (never touches the disk).
     pub fn get_memory(&self, key: &BlockKey) -> Option<Bytes> {
-        let mut inner = self.lock();
-        let seq = inner.next_seq;
-        let hit = match inner.map.get_mut(key) {
-            Some(slot) => {
-                let old = std::mem::replace(&mut slot.seq, seq);
-                let data = slot.data.clone();
-                inner.order.remove(&old);
-                inner.order.insert(seq, key.clone());
-                inner.next_seq += 1;
-                Some(data)
-            }
-            None => None,
-        };
+        let hit = self.lock().get(key).map(|slot| slot.data.clone());
         METRICS.cache(Cache::Block, hit.is_some());
         hit
     }
@@ -194,8 +156,8 @@ impl BlockCache {
         }
         let mut inner = self.lock();
         inner.remove(&key);
-        while inner.bytes + len > self.capacity {
-            if !inner.evict_oldest() {
+        while inner.bytes() + len > self.capacity {
+            if inner.pop_oldest().is_none() {
                 break;
             }
         }
@@ -205,40 +167,28 @@ impl BlockCache {
             }
             // The budget is spent (by prefetch or uploads too): give back
             // our oldest blocks; if we hold none, do not cache.
-            if !inner.evict_oldest() {
-                METRICS.set_cache_bytes(inner.bytes);
+            if inner.pop_oldest().is_none() {
+                METRICS.set_cache_bytes(inner.bytes());
                 return false;
             }
         };
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
-        inner.order.insert(seq, key.clone());
-        inner.bytes += len;
-        inner.map.insert(
-            key,
-            Slot {
-                data,
-                seq,
-                _reservation: reservation,
-            },
-        );
-        METRICS.set_cache_bytes(inner.bytes);
+        let slot = Slot {
+            data,
+            _reservation: reservation,
+        };
+        inner.insert(key, slot, len);
+        METRICS.set_cache_bytes(inner.bytes());
         true
     }
 
     /// Forget every block of `key` (any version).
     pub fn remove_object(&self, key: &str) {
         let mut inner = self.lock();
-        let doomed: Vec<BlockKey> = inner
-            .map
-            .keys()
-            .filter(|k| &*k.key == key)
-            .cloned()
-            .collect();
+        let doomed: Vec<BlockKey> = inner.keys().filter(|k| &*k.key == key).cloned().collect();
         for k in doomed {
             inner.remove(&k);
         }
-        METRICS.set_cache_bytes(inner.bytes);
+        METRICS.set_cache_bytes(inner.bytes());
     }
 }
 

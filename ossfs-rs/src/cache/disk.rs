@@ -29,7 +29,6 @@
 //! saying so in the log. Directories are created 0700 and files 0600: they
 //! hold object data.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
@@ -44,6 +43,7 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 
 use super::BlockKey;
+use super::lru::Lru;
 use crate::metrics::{Cache, METRICS};
 
 const MAGIC: &[u8; 8] = b"OSSFSBLK";
@@ -77,63 +77,19 @@ enum Job {
     Flush(SyncSender<()>),
 }
 
-#[derive(Clone, Copy)]
-struct Entry {
-    seq: u64,
-    size: u64,
-}
+/// Block files by name, in use order, with their sizes.
+type Index = Lru<String, ()>;
 
-#[derive(Default)]
-struct Index {
-    map: HashMap<String, Entry>,
-    order: BTreeMap<u64, String>,
-    next_seq: u64,
-    bytes: u64,
-}
-
-impl Index {
-    fn touch(&mut self, name: &str) -> bool {
-        let seq = self.next_seq;
-        let Some(entry) = self.map.get_mut(name) else {
-            return false;
+/// Names to delete so that `index` fits in `capacity`.
+fn evict_to(index: &mut Index, capacity: u64) -> Vec<String> {
+    let mut doomed = Vec::new();
+    while index.bytes() > capacity {
+        let Some((name, ())) = index.pop_oldest() else {
+            break;
         };
-        let old = std::mem::replace(&mut entry.seq, seq);
-        self.order.remove(&old);
-        self.order.insert(seq, name.to_string());
-        self.next_seq += 1;
-        true
+        doomed.push(name);
     }
-
-    fn insert(&mut self, name: String, size: u64) {
-        self.remove(&name);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.order.insert(seq, name.clone());
-        self.map.insert(name, Entry { seq, size });
-        self.bytes += size;
-    }
-
-    fn remove(&mut self, name: &str) {
-        if let Some(e) = self.map.remove(name) {
-            self.order.remove(&e.seq);
-            self.bytes -= e.size;
-        }
-    }
-
-    /// Names to delete so that the index fits in `capacity`.
-    fn evict_to(&mut self, capacity: u64) -> Vec<String> {
-        let mut doomed = Vec::new();
-        while self.bytes > capacity {
-            let Some((_, name)) = self.order.pop_first() else {
-                break;
-            };
-            if let Some(e) = self.map.remove(&name) {
-                self.bytes -= e.size;
-            }
-            doomed.push(name);
-        }
-        doomed
-    }
+    doomed
 }
 
 struct Shared {
@@ -179,9 +135,9 @@ impl Shared {
         fs::rename(&tmp, dir.join(&name))?;
         let doomed = {
             let mut index = self.index();
-            index.insert(name, encoded.len() as u64);
-            let doomed = index.evict_to(self.capacity);
-            METRICS.set_disk_cache_bytes(index.bytes);
+            index.insert(name, (), encoded.len() as u64);
+            let doomed = evict_to(&mut index, self.capacity);
+            METRICS.set_disk_cache_bytes(index.bytes());
             doomed
         };
         self.delete(&doomed);
@@ -239,9 +195,9 @@ impl DiskCache {
             capacity,
             index: Mutex::new(index),
         });
-        let doomed = shared.index().evict_to(capacity);
+        let doomed = evict_to(&mut shared.index(), capacity);
         shared.delete(&doomed);
-        METRICS.set_disk_cache_bytes(shared.index().bytes);
+        METRICS.set_disk_cache_bytes(shared.index().bytes());
         let (queue, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let writer = shared.clone();
         std::thread::Builder::new()
@@ -257,12 +213,12 @@ impl DiskCache {
 
     /// Bytes held (as indexed; blocks still queued are not counted).
     pub fn bytes(&self) -> u64 {
-        self.shared.index().bytes
+        self.shared.index().bytes()
     }
 
     /// Blocks held.
     pub fn len(&self) -> usize {
-        self.shared.index().map.len()
+        self.shared.index().len()
     }
 
     /// Whether no block is held.
@@ -276,7 +232,7 @@ impl DiskCache {
             return None;
         }
         let name = file_name(key);
-        if !self.shared.index().map.contains_key(&name) {
+        if !self.shared.index().contains(&name) {
             METRICS.cache(Cache::Disk, false);
             return None;
         }
@@ -284,7 +240,7 @@ impl DiskCache {
         let found = match read_file(&path) {
             Ok((file, raw)) => match decode(key, raw) {
                 Some(data) => {
-                    self.shared.index().touch(&name);
+                    self.shared.index().get(&name);
                     // The use order survives a remount through the file's
                     // time (we own the file, so a read-only fd may set it).
                     let _ = file.set_modified(SystemTime::now());
@@ -311,7 +267,7 @@ impl DiskCache {
         if key.etag.is_empty() || data.is_empty() {
             return;
         }
-        if self.shared.index().map.contains_key(&file_name(&key)) {
+        if self.shared.index().contains(&file_name(&key)) {
             return; // already on disk (fetched again after leaving memory)
         }
         match self.queue.try_send(Job::Write(key, data)) {
@@ -335,7 +291,7 @@ impl DiskCache {
     fn forget(&self, name: &str) {
         let mut index = self.shared.index();
         index.remove(name);
-        METRICS.set_disk_cache_bytes(index.bytes);
+        METRICS.set_disk_cache_bytes(index.bytes());
         drop(index);
         let _ = fs::remove_file(self.shared.path_of(name));
     }
@@ -475,7 +431,7 @@ fn scan(root: &Path) -> io::Result<Index> {
     found.sort();
     let mut index = Index::default();
     for (_, name, size) in found {
-        index.insert(name, size);
+        index.insert(name, (), size);
     }
     Ok(index)
 }

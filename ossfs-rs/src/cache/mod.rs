@@ -9,6 +9,7 @@
 
 pub mod block;
 pub mod disk;
+pub mod lru;
 
 pub use block::{BlockCache, BlockKey};
 pub use disk::{DiskCache, DiskCacheError};
