@@ -195,18 +195,7 @@ impl BlockCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn key(k: &str, etag: &str, index: u64) -> BlockKey {
-        BlockKey {
-            key: k.into(),
-            etag: etag.into(),
-            index,
-        }
-    }
-
-    fn block(n: usize, fill: u8) -> Bytes {
-        Bytes::from(vec![fill; n])
-    }
+    use crate::cache::test_util::{block, key};
 
     #[test]
     fn evicts_least_recently_used_by_bytes() {

@@ -13,3 +13,23 @@ pub mod lru;
 
 pub use block::{BlockCache, BlockKey};
 pub use disk::{DiskCache, DiskCacheError};
+
+/// Helpers shared by the tests of both tiers.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use bytes::Bytes;
+
+    use super::BlockKey;
+
+    pub fn key(k: &str, etag: &str, index: u64) -> BlockKey {
+        BlockKey {
+            key: k.into(),
+            etag: etag.into(),
+            index,
+        }
+    }
+
+    pub fn block(n: usize, fill: u8) -> Bytes {
+        Bytes::from(vec![fill; n])
+    }
+}

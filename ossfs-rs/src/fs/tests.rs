@@ -173,13 +173,13 @@ async fn readdir_offsets_index_the_snapshot() {
     assert_eq!(env.list("s").await.len(), 2 + 6);
 }
 
-#[tokio::test]
-async fn readdirplus_gives_full_attributes_and_counts_lookups() {
-    let env = Env::new().await;
+/// `p/` holding a file `a` (0700, uid 42, 3 bytes), a directory `sub`
+/// (0700) and a plain object `z` (2 bytes), opened: (dir ino, handle).
+async fn open_listed_dir(env: &Env) -> (u64, u64) {
     env.put("p/a", b"abc", &[("mode", "33216"), ("uid", "42")])
         .await; // 0700
     env.put("p/sub/", b"", &[("mode", "16832")]).await; // dir 0700
-    env.put("p/z", b"", &[]).await;
+    env.put("p/z", b"zz", &[]).await;
     let dir = env
         .lookup_path("p")
         .await
@@ -192,6 +192,13 @@ async fn readdirplus_gives_full_attributes_and_counts_lookups() {
         .opendir(dir, 0)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    (dir, fh)
+}
+
+#[tokio::test]
+async fn readdirplus_gives_full_attributes_and_counts_lookups() {
+    let env = Env::new().await;
+    let (dir, fh) = open_listed_dir(&env).await;
     // Room for ".", "..", and one entry.
     let mut sink = harness::PlusNames::with_capacity(3);
     env.fs
@@ -229,22 +236,7 @@ async fn readdir_optimize_answers_from_the_listing_and_keeps_the_stat_cache_exac
         move |s| Arc::new(harness::Faulty::new(s, wrapper)),
     )
     .await;
-    env.put("p/a", b"abc", &[("mode", "33216"), ("uid", "42")])
-        .await; // 0700
-    env.put("p/sub/", b"", &[("mode", "16832")]).await; // dir 0700
-    env.put("p/z", b"zz", &[]).await;
-    let dir = env
-        .lookup_path("p")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .attr
-        .ino
-        .0;
-    let fh = env
-        .fs
-        .opendir(dir, 0)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (dir, fh) = open_listed_dir(&env).await;
     let heads_before = counts.heads();
     let mut sink = harness::PlusNames::with_capacity(100);
     env.fs

@@ -6,18 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use super::*;
-
-fn key(k: &str, etag: &str, index: u64) -> BlockKey {
-    BlockKey {
-        key: k.into(),
-        etag: etag.into(),
-        index,
-    }
-}
-
-fn block(n: usize, fill: u8) -> Bytes {
-    Bytes::from(vec![fill; n])
-}
+use crate::cache::test_util::{block, key};
 
 fn open(dir: &Path, capacity: u64) -> DiskCache {
     DiskCache::open(dir, "http://s3|bucket|prefix/", capacity).unwrap_or_else(|e| panic!("{e}"))
