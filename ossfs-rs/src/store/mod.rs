@@ -1,7 +1,7 @@
 //! The object-store layer: one REST client, three dialects (OSS, COS, S3).
 //!
 //! Everything above this module (the filesystem, the CSI plugin, `check`,
-//! the demo) talks to the [`ObjectStore`] trait and never to reqwest, so the
+//! the demo) talks to the [`ObjectStore`] trait and never to HTTP, so the
 //! data path can be tested without FUSE and the store without a mount.
 //!
 //! Inside, a request goes through three pure steps and one impure one, the
