@@ -12,6 +12,9 @@
 //! keep-alive connection: 42.9 ms each without the option, 0.9 ms with it.
 //! The cost is one `setsockopt` per request.
 //!
+//! Connections go straight to the endpoint: `HTTP_PROXY`, `HTTPS_PROXY`
+//! and `ALL_PROXY` are not followed (a warning says so when one is set).
+//!
 //! Timeouts: connecting is bounded by `connect_timeout`; the reply head, and
 //! then each body chunk, by `read_timeout`. A request with a body counts the
 //! upload within the head's bound, as reqwest did.
@@ -137,6 +140,7 @@ pub struct Transport {
 impl Transport {
     /// Build the client; fails on an unreadable CA bundle.
     pub fn new(config: &TransportConfig) -> Result<Self, TransportError> {
+        warn_about_proxies();
         let tls = tls_config(config.extra_roots_pem.as_deref())?;
         let connector = Connector {
             tls: TlsConnector::from(Arc::new(tls)),
@@ -184,6 +188,33 @@ impl Transport {
             body,
             read_timeout: self.read_timeout,
         })
+    }
+}
+
+/// Say once per process that proxy variables are ignored, so that a host
+/// that can reach the store only through a proxy gets a reason, not just
+/// a connect error.
+fn warn_about_proxies() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    const VARS: [&str; 6] = [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ];
+    let set: Vec<&str> = VARS
+        .into_iter()
+        .filter(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+        .collect();
+    if !set.is_empty() {
+        WARNED.call_once(|| {
+            tracing::warn!(
+                variables = ?set,
+                "proxy variables are set, but ossfs-rs connects to the endpoint directly (proxies are not supported)"
+            );
+        });
     }
 }
 
