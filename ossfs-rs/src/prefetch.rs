@@ -398,20 +398,12 @@ impl Reader {
     /// there (planning holds the state lock: no disk reads here; a part's
     /// own task looks on disk, see [`from_disk`]).
     fn cached(&self, st: &State, start: u64, end: u64) -> Option<Bytes> {
-        let block = self.cache.block_size();
-        if self.cache.is_disabled() || !start.is_multiple_of(block) {
+        if self.cache.is_disabled() {
             return None;
         }
-        let mut pieces = Vec::new();
-        for index in start / block..end.div_ceil(block) {
-            let bk = BlockKey {
-                key: st.key.clone(),
-                etag: st.etag.clone(),
-                index,
-            };
-            pieces.push((index * block, self.cache.get_memory(&bk)?));
-        }
-        Some(assemble(&pieces, start, end))
+        whole_range(&self.cache, &st.key, &st.etag, start, end, |bk| {
+            self.cache.get_memory(bk)
+        })
     }
 
     /// Serve `[offset, end)` from cached blocks, fetching the missing ones
@@ -468,26 +460,41 @@ async fn from_disk(
     start: u64,
     end: u64,
 ) -> Option<Bytes> {
-    let block = cache.block_size();
-    if cache.disk().is_none() || !start.is_multiple_of(block) {
-        return None;
-    }
+    // Without a disk tier there is nothing to look for.
+    cache.disk()?;
     let (cache, key, etag) = (cache.clone(), key.clone(), etag.clone());
     tokio::task::spawn_blocking(move || {
-        let mut pieces = Vec::new();
-        for index in start / block..end.div_ceil(block) {
-            let bk = BlockKey {
-                key: key.clone(),
-                etag: etag.clone(),
-                index,
-            };
-            pieces.push((index * block, cache.get_disk(&bk)?));
-        }
-        Some(assemble(&pieces, start, end))
+        whole_range(&cache, &key, &etag, start, end, |bk| cache.get_disk(bk))
     })
     .await
     .ok()
     .flatten()
+}
+
+/// `[start, end)` (from a block boundary) out of the blocks `get` returns,
+/// if it returns every one of them.
+fn whole_range(
+    cache: &BlockCache,
+    key: &Arc<str>,
+    etag: &Arc<str>,
+    start: u64,
+    end: u64,
+    get: impl Fn(&BlockKey) -> Option<Bytes>,
+) -> Option<Bytes> {
+    let block = cache.block_size();
+    if !start.is_multiple_of(block) {
+        return None;
+    }
+    let mut pieces = Vec::new();
+    for index in start / block..end.div_ceil(block) {
+        let bk = BlockKey {
+            key: key.clone(),
+            etag: etag.clone(),
+            index,
+        };
+        pieces.push((index * block, get(&bk)?));
+    }
+    Some(assemble(&pieces, start, end))
 }
 
 /// GET `[start, end)` of `key`; the flag says whether it is the version

@@ -32,7 +32,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,6 +45,7 @@ use tracing::{debug, warn};
 use super::BlockKey;
 use super::lru::Lru;
 use crate::metrics::{Cache, METRICS};
+use crate::supervisor::state::create_private_dir;
 
 const MAGIC: &[u8; 8] = b"OSSFSBLK";
 const VERSION: u32 = 1;
@@ -72,7 +73,8 @@ pub enum DiskCacheError {
 
 /// Work for the writer thread.
 enum Job {
-    Write(BlockKey, Bytes),
+    /// A block, with its file name (computed once, by [`DiskCache::put`]).
+    Write(BlockKey, String, Bytes),
     /// Answer once every job before this one is done.
     Flush(SyncSender<()>),
 }
@@ -117,19 +119,27 @@ impl Shared {
         }
     }
 
-    /// Write one block (on the writer thread).
-    fn write(&self, key: &BlockKey, data: &[u8]) -> io::Result<()> {
-        let name = file_name(key);
+    /// Write block `key` as file `name` (on the writer thread). Its
+    /// subdirectory is created the first time a block lands in it.
+    fn write(&self, key: &BlockKey, name: String, data: &[u8]) -> io::Result<()> {
         let dir = self.root.join(&name[..2]);
-        make_dir(&dir)?;
         let tmp = dir.join(format!("{name}.tmp"));
         let encoded = encode(key, data);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let create = || {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+        };
+        let mut file = match create() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create_private_dir(&dir)?;
+                create()?
+            }
+            other => other?,
+        };
         file.write_all(&encoded)?;
         drop(file);
         fs::rename(&tmp, dir.join(&name))?;
@@ -173,8 +183,7 @@ impl DiskCache {
             path: shown.clone(),
             source,
         };
-        make_dir(dir).map_err(io_err)?;
-        make_dir(&root).map_err(io_err)?;
+        create_private_dir(&root).map_err(io_err)?;
         let lock = OpenOptions::new()
             .read(true)
             .write(true)
@@ -267,10 +276,11 @@ impl DiskCache {
         if key.etag.is_empty() || data.is_empty() {
             return;
         }
-        if self.shared.index().contains(&file_name(&key)) {
+        let name = file_name(&key);
+        if self.shared.index().contains(&name) {
             return; // already on disk (fetched again after leaving memory)
         }
-        match self.queue.try_send(Job::Write(key, data)) {
+        match self.queue.try_send(Job::Write(key, name, data)) {
             Ok(()) | Err(TrySendError::Full(_)) => {}
             Err(TrySendError::Disconnected(_)) => {
                 debug!("disk cache: the writer thread is gone");
@@ -300,8 +310,8 @@ impl DiskCache {
 fn write_loop(shared: &Shared, rx: &Receiver<Job>) {
     while let Ok(job) = rx.recv() {
         match job {
-            Job::Write(key, data) => {
-                if let Err(e) = shared.write(&key, &data) {
+            Job::Write(key, name, data) => {
+                if let Err(e) = shared.write(&key, name, &data) {
                     debug!(error = %e, "disk cache: a block was not written");
                 }
             }
@@ -376,15 +386,6 @@ fn decode(key: &BlockKey, raw: Vec<u8>) -> Option<Bytes> {
         return None;
     }
     Some(Bytes::from(raw).slice(data_at..))
-}
-
-/// `mkdir -m 0700`, also when it exists.
-fn make_dir(dir: &Path) -> io::Result<()> {
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 /// Take an exclusive `flock` on `file`, trying until `wait` has passed.

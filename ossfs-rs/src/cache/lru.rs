@@ -1,6 +1,7 @@
 //! A map that knows its least recently used entry and its total size: the
-//! bookkeeping both block caches share (the memory tier keeps the blocks in
-//! it, the disk tier only its file names).
+//! bookkeeping the caches share (the memory tier of the block cache keeps
+//! the blocks in it, the disk tier only its file names, the stat cache its
+//! entries with a size of one each).
 //!
 //! Recency is a sequence number per entry and a `BTreeMap` from sequence
 //! number to key, so touching, inserting and evicting are `O(log n)` and the
@@ -60,6 +61,14 @@ impl<K: Clone + Eq + Hash, V> Lru<K, V> {
         self.map.contains_key(key)
     }
 
+    /// The value of `key`, leaving the use order as it is.
+    pub fn peek<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
+        self.map.get(key).map(|slot| &slot.value)
+    }
+
     /// The value of `key`, marking it the most recently used.
     pub fn get(&mut self, key: &K) -> Option<&V> {
         let seq = self.next_seq;
@@ -117,6 +126,7 @@ mod tests {
         l.insert("b", 2, 20);
         l.insert("c", 3, 30);
         assert_eq!((l.len(), l.bytes()), (3, 60));
+        assert_eq!(l.peek(&"b"), Some(&2)); // peeking leaves b the oldest
         assert_eq!(l.get(&"a"), Some(&1));
         assert_eq!(l.pop_oldest(), Some(("b", 2)));
         l.insert("c", 4, 5); // replacing refreshes and resizes

@@ -11,13 +11,15 @@
 //! Every change made through this mount updates or invalidates the entries
 //! it touches, so the cache only hides changes made by *other* clients, for
 //! at most the TTL. Entries are evicted in insertion order when the cache is
-//! full (an insertion-ordered map: refreshing an entry moves it to the
-//! back), expired ones first as they are met. A TTL of zero or a size of
+//! full (an [`Lru`] that is never touched by a read, only by an insert, so
+//! refreshing an entry moves it to the back), expired ones first as they
+//! are met. A TTL of zero or a size of
 //! zero disables the cache. Guarded by a plain mutex: every operation is a
 //! few map operations and never awaits.
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
+
+use crate::cache::lru::Lru;
 
 use super::meta::NodeInfo;
 use super::name::is_within;
@@ -33,7 +35,6 @@ pub enum Cached {
 struct Slot {
     value: Cached,
     expires: Instant,
-    seq: u64,
 }
 
 /// A TTL- and size-bounded map from path to [`Cached`].
@@ -41,9 +42,7 @@ pub struct StatCache {
     ttl: Duration,
     capacity: usize,
     negative: bool,
-    map: HashMap<String, Slot>,
-    order: BTreeMap<u64, String>,
-    next_seq: u64,
+    entries: Lru<String, Slot>,
 }
 
 impl StatCache {
@@ -54,9 +53,7 @@ impl StatCache {
             ttl,
             capacity,
             negative,
-            map: HashMap::new(),
-            order: BTreeMap::new(),
-            next_seq: 0,
+            entries: Lru::default(),
         }
     }
 
@@ -66,7 +63,7 @@ impl StatCache {
 
     /// The cached state of `path`, if fresh at `now`.
     pub fn get(&mut self, path: &str, now: Instant) -> Option<Cached> {
-        let slot = self.map.get(path)?;
+        let slot = self.entries.peek(path)?;
         if slot.expires > now {
             return Some(slot.value.clone());
         }
@@ -76,7 +73,7 @@ impl StatCache {
 
     /// How long ago `path`'s entry was stored (fresh or not), if held.
     pub fn age(&self, path: &str, now: Instant) -> Option<Duration> {
-        let slot = self.map.get(path)?;
+        let slot = self.entries.peek(path)?;
         let stored = slot.expires.checked_sub(self.ttl)?;
         Some(now.saturating_duration_since(stored))
     }
@@ -100,37 +97,28 @@ impl StatCache {
             return;
         }
         self.remove(path);
-        while self.map.len() >= self.capacity {
-            let Some((_, oldest)) = self.order.pop_first() else {
+        while self.entries.len() >= self.capacity {
+            if self.entries.pop_oldest().is_none() {
                 break;
-            };
-            self.map.remove(&oldest);
+            }
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.order.insert(seq, path.to_string());
-        self.map.insert(
-            path.to_string(),
-            Slot {
-                value,
-                expires: now + self.ttl,
-                seq,
-            },
-        );
+        let slot = Slot {
+            value,
+            expires: now + self.ttl,
+        };
+        self.entries.insert(path.to_string(), slot, 1);
     }
 
     /// Forget `path`.
     pub fn remove(&mut self, path: &str) {
-        if let Some(slot) = self.map.remove(path) {
-            self.order.remove(&slot.seq);
-        }
+        self.entries.remove(path);
     }
 
     /// Forget `path` and everything below it (after a directory rename or
     /// removal).
     pub fn remove_tree(&mut self, path: &str) {
         let doomed: Vec<String> = self
-            .map
+            .entries
             .keys()
             .filter(|k| is_within(k, path))
             .cloned()
@@ -142,12 +130,12 @@ impl StatCache {
 
     /// Number of entries held (fresh or not yet evicted).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.entries.len()
     }
 
     /// Whether the cache holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.entries.is_empty()
     }
 }
 

@@ -47,7 +47,7 @@ use super::handle::HandleKind;
 use super::meta::{Kind, NodeInfo};
 use super::name::join;
 use super::{Entry, Fs, lock};
-use crate::store::{ListRequest, ObjectMeta, StoreError};
+use crate::store::{ListRequest, StoreError};
 
 /// Entries resolved per readdirplus call.
 const PLUS_WINDOW: usize = 32;
@@ -212,7 +212,7 @@ impl Fs {
             return Ok(Some(info));
         }
         if self.config.readdir_optimize {
-            return Ok(Some(self.listed_info(&path, e)));
+            return Ok(Some(self.listed_info(e)));
         }
         let info = match e.kind {
             Kind::Dir => {
@@ -239,20 +239,10 @@ impl Fs {
     }
 
     /// The attributes a listing alone gives (`readdir_optimize`).
-    fn listed_info(&self, path: &str, e: &DirEntry) -> NodeInfo {
+    fn listed_info(&self, e: &DirEntry) -> NodeInfo {
         match e.kind {
             Kind::Dir => NodeInfo::implied_dir(e.last_modified.unwrap_or(self.mounted_at)),
-            _ => NodeInfo::from_object(&ObjectMeta {
-                key: self.keys.object(path),
-                size: e.size,
-                etag: e.etag.clone(),
-                last_modified: e.last_modified,
-                content_type: None,
-                user_metadata: Default::default(),
-                object_type: None,
-                next_append_position: None,
-                symlink_target: None,
-            }),
+            _ => NodeInfo::listed_file(e.size, &e.etag, e.last_modified),
         }
     }
 

@@ -141,13 +141,6 @@ impl std::fmt::Debug for RestClient {
     }
 }
 
-/// A successful reply, body not yet read.
-struct Reply {
-    status: u16,
-    headers: HeaderMap,
-    response: Response,
-}
-
 impl RestClient {
     /// Build a client. Fails on a malformed endpoint or an unreadable CA bundle.
     pub fn new(
@@ -217,7 +210,7 @@ impl RestClient {
 
     /// Sign and send, retrying when `idempotent` and the failure is
     /// temporary. `key` is used to name the object in errors.
-    async fn send(&self, req: HttpRequest, idempotent: bool) -> StoreResult<Reply> {
+    async fn send(&self, req: HttpRequest, idempotent: bool) -> StoreResult<Response> {
         let retry = &self.inner.config.retry;
         let mut attempt = 0u32;
         loop {
@@ -239,7 +232,7 @@ impl RestClient {
         }
     }
 
-    async fn send_once(&self, req: &HttpRequest) -> StoreResult<Reply> {
+    async fn send_once(&self, req: &HttpRequest) -> StoreResult<Response> {
         let inner = &self.inner;
         let creds = inner.credentials.credentials()?;
         let mut signed = req.clone();
@@ -248,30 +241,14 @@ impl RestClient {
             .sign(&mut signed, &creds, SystemTime::now())
             .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
         let url = signed.url();
-        let mut headers = signed.headers;
-        // Servers answer 411 to a PUT or POST without a length, even an
-        // empty one; hyper sends none for an empty body.
-        if (!signed.body.is_empty() || matches!(signed.method, Method::PUT | Method::POST))
-            && !headers.contains_key(http::header::CONTENT_LENGTH)
-        {
-            headers.insert(
-                http::header::CONTENT_LENGTH,
-                http::HeaderValue::from(signed.body.len()),
-            );
-        }
         let response = inner
             .http
-            .send(signed.method.clone(), &url, headers, signed.body)
+            .send(signed.method.clone(), &url, signed.headers, signed.body)
             .await
             .map_err(|e| self.transport_error(e))?;
         let status = response.status;
-        let headers = response.headers.clone();
         if (200..300).contains(&status) {
-            return Ok(Reply {
-                status,
-                headers,
-                response,
-            });
+            return Ok(response);
         }
         Err(self.error_reply(req, status, response).await)
     }
@@ -343,11 +320,7 @@ impl RestClient {
         let key = req.key.clone();
         let reply = self.send(req, idempotent).await?;
         let status = reply.status;
-        let body = reply
-            .response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let body = reply.bytes().await.map_err(|e| self.transport_error(e))?;
         // COS and S3 can answer 200 with an error document (copy, complete).
         if let Some(doc) = xml::parse_error(&body) {
             return Err(doc.to_store_error(status, &key, &self.inner.config.bucket));
@@ -405,7 +378,7 @@ impl RestClient {
         key: &str,
         range: Option<ByteRange>,
         if_match: Option<&str>,
-    ) -> StoreResult<Reply> {
+    ) -> StoreResult<Response> {
         let mut req = self
             .inner
             .target
@@ -555,7 +528,7 @@ impl BodyState {
                     .open_get(&self.key, Some(range), Some(&self.etag))
                     .await
                 {
-                    Ok(reply) => self.current = Some(reply.response.into_stream()),
+                    Ok(reply) => self.current = Some(reply.into_stream()),
                     Err(e) => {
                         self.done = true;
                         return Some((Err(e), self));
@@ -654,7 +627,7 @@ impl ObjectStore for RestClient {
             etag: meta.etag.clone(),
             offset: served.start,
             end: served.end.unwrap_or(served.start),
-            current: Some(reply.response.into_stream()),
+            current: Some(reply.into_stream()),
             failures: 0,
             done: false,
         };

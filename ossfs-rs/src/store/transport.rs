@@ -112,20 +112,7 @@ impl Response {
 
     /// The whole body (replies of a few KiB to a few MiB: listings, errors).
     pub async fn bytes(self) -> Result<Bytes, TransportError> {
-        let mut stream = self.into_stream();
-        let Some(first) = stream.next().await.transpose()? else {
-            return Ok(Bytes::new());
-        };
-        let Some(second) = stream.next().await.transpose()? else {
-            return Ok(first);
-        };
-        let mut all = Vec::with_capacity(first.len() + second.len());
-        all.extend_from_slice(&first);
-        all.extend_from_slice(&second);
-        while let Some(chunk) = stream.next().await.transpose()? {
-            all.extend_from_slice(&chunk);
-        }
-        Ok(Bytes::from(all))
+        super::types::gather(self.into_stream(), 0).await
     }
 }
 
@@ -172,6 +159,13 @@ impl Transport {
             .map_err(|e| TransportError::Config(format!("bad URL {url:?}: {e}")))?;
         if !headers.contains_key(http::header::USER_AGENT) {
             headers.insert(http::header::USER_AGENT, self.user_agent.clone());
+        }
+        // Servers answer 411 to a PUT or POST without a length, even an
+        // empty one; hyper sends none for an empty body.
+        if (!body.is_empty() || matches!(method, Method::PUT | Method::POST))
+            && !headers.contains_key(http::header::CONTENT_LENGTH)
+        {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = method;

@@ -97,32 +97,40 @@ impl GetObject {
     /// every chunk until the end and then concatenating them would double
     /// the peak memory of every read-ahead part.
     pub async fn collect(self) -> StoreResult<Bytes> {
-        use futures::TryStreamExt;
         /// Largest buffer reserved up front from the announced range.
         const MAX_HINT: u64 = 256 * 1024 * 1024;
-        let mut body = self.body;
-        let Some(first) = body.try_next().await? else {
-            return Ok(Bytes::new());
-        };
-        // A body of one chunk is kept as it is, without a copy.
-        let Some(second) = body.try_next().await? else {
-            return Ok(first);
-        };
         let announced = self
             .range
             .end
             .map(|end| end.saturating_sub(self.range.start).min(MAX_HINT))
             .unwrap_or(0) as usize;
-        let mut out = Vec::with_capacity(announced.max(first.len() + second.len()));
-        out.extend_from_slice(&first);
-        drop(first);
-        out.extend_from_slice(&second);
-        drop(second);
-        while let Some(chunk) = body.try_next().await? {
-            out.extend_from_slice(&chunk);
-        }
-        Ok(Bytes::from(out))
+        gather(self.body, announced).await
     }
+}
+
+/// A body stream in one buffer of at least `size_hint` bytes of capacity:
+/// a body of one chunk is kept as it is, without a copy; otherwise each
+/// chunk is copied in as it arrives and then freed.
+pub async fn gather<E>(
+    mut body: BoxStream<'static, Result<Bytes, E>>,
+    size_hint: usize,
+) -> Result<Bytes, E> {
+    use futures::TryStreamExt;
+    let Some(first) = body.try_next().await? else {
+        return Ok(Bytes::new());
+    };
+    let Some(second) = body.try_next().await? else {
+        return Ok(first);
+    };
+    let mut out = Vec::with_capacity(size_hint.max(first.len() + second.len()));
+    out.extend_from_slice(&first);
+    drop(first);
+    out.extend_from_slice(&second);
+    drop(second);
+    while let Some(chunk) = body.try_next().await? {
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(out))
 }
 
 /// Options of a PUT, a multipart create or an append.
