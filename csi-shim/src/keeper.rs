@@ -27,10 +27,10 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ossfs_rs::facade::control;
+use ossfs_rs::facade::{StateDir, SupervisorInfo, state_dir_for};
+use ossfs_rs::facade::{alive, supervise_command};
 use ossfs_rs::store::Credentials;
-use ossfs_rs::supervisor::control;
-use ossfs_rs::supervisor::state::{StateDir, SupervisorInfo, state_dir_for};
-use ossfs_rs::supervisor::supervise::{alive, supervise_command};
 
 /// How often the watchdog looks at the daemons.
 const WATCH_EVERY: Duration = Duration::from_millis(500);

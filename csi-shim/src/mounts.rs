@@ -28,7 +28,7 @@ fn mount_points() -> Vec<PathBuf> {
         .unwrap_or_default()
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
-        .map(|mp| PathBuf::from(ossfs_rs::mount::unescape_mountinfo(mp)))
+        .map(|mp| PathBuf::from(ossfs_rs::facade::unescape_mountinfo(mp)))
         .collect()
 }
 
@@ -149,10 +149,10 @@ mod tests {
     #[test]
     fn mountinfo_escapes() {
         assert_eq!(
-            ossfs_rs::mount::unescape_mountinfo(r"/a\040b\134c"),
+            ossfs_rs::facade::unescape_mountinfo(r"/a\040b\134c"),
             "/a b\\c"
         );
-        assert_eq!(ossfs_rs::mount::unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(ossfs_rs::facade::unescape_mountinfo("/plain"), "/plain");
     }
 
     #[test]

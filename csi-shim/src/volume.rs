@@ -15,8 +15,8 @@
 
 use std::collections::HashMap;
 
-use ossfs_rs::mount::Source;
-use ossfs_rs::options::MountOptions;
+use ossfs_rs::facade::MountOptions;
+use ossfs_rs::facade::Source;
 
 use crate::error::{CsiError, CsiResult};
 use crate::secrets::{Secrets, keys};

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ossfs_rs::demo::{DemoArgs, DemoError, exercise, run_demo};
+use ossfs_rs::cli::demo::{DemoArgs, DemoError, exercise, run_demo};
 use ossfs_rs::serve::{EmbeddedServer, ServeConfig};
 use ossfs_rs::store::credentials::StaticProvider;
 use ossfs_rs::store::{

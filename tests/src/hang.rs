@@ -204,7 +204,9 @@ fn abort_connection(mountpoint: &Path) -> Result<u32, String> {
     let conn = info
         .lines()
         .map(|l| l.split(' ').collect::<Vec<_>>())
-        .find(|f| f.len() > 4 && ossfs_rs::mount::unescape_mountinfo(f[4]) == wanted.as_ref())
+        .find(|f| {
+            f.len() > 4 && ossfs_rs::sys::mountinfo::unescape_mountinfo(f[4]) == wanted.as_ref()
+        })
         .and_then(|f| f[2].split(':').nth(1)?.parse::<u32>().ok())
         .ok_or_else(|| "the mount is not in /proc/self/mountinfo".to_string())?;
     let dir = Path::new("/sys/fs/fuse/connections");

@@ -51,8 +51,8 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant, SystemTime};
 
-use ossfs_rs::mount::mountinfo_lists;
 use ossfs_rs::store::ObjectStore;
+use ossfs_rs::sys::mountinfo::mountinfo_lists;
 
 use crate::Garage;
 use crate::backend::Backend;

@@ -45,7 +45,7 @@ use tracing::{debug, warn};
 use super::BlockKey;
 use super::lru::Lru;
 use crate::metrics::{Cache, METRICS};
-use crate::supervisor::state::create_private_dir;
+use crate::sys::private_dir::create_private_dir;
 
 const MAGIC: &[u8; 8] = b"OSSFSBLK";
 const VERSION: u32 = 1;

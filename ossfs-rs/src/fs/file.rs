@@ -34,7 +34,7 @@ use super::staging::{Staging, StagingState};
 use super::{Caller, Created, Entry, Fs, ReaderSlot, StagingSlot, lock};
 use crate::prefetch::Reader;
 use crate::store::{ByteRange, PutOptions, PutResult, StoreError};
-use crate::stream_upload::{StreamSpec, StreamUpload};
+use crate::upload::stream::{StreamSpec, StreamUpload};
 use crate::upload::upload_file;
 
 impl Fs {
@@ -373,7 +373,7 @@ impl Fs {
 
     /// Send the parts a sequential writer has written past, creating the
     /// streamed upload once the first part is whole (see
-    /// [`crate::stream_upload`]). Never fails the write: a stream that
+    /// [`crate::upload::stream`]). Never fails the write: a stream that
     /// cannot go on is marked stale and the close uploads the whole file.
     async fn stream_ahead(&self, ino: u64, st: &Staging, state: &mut StagingState) {
         let Some(written) = state.written_in_order else {

@@ -25,7 +25,7 @@
 //! attempt earned instead of EEXIST or ENOENT ([`Answer`]).
 //!
 //! Storage (a file, compaction) is the supervisor's business
-//! (`crate::supervisor::journal`); this module is only the vocabulary.
+//! (`supervisor::journal`); this module is only the vocabulary.
 
 use std::path::PathBuf;
 

@@ -2,7 +2,7 @@
 //!
 //! [`Fs`] holds the logic as async methods returning `Result<_, FsError>`;
 //! it knows nothing of FUSE's wire protocol, so it is tested by calling the
-//! methods directly against a real S3 endpoint. [`crate::fuse`] is the thin
+//! methods directly against a real S3 endpoint. The `fuse` layer is the thin
 //! adapter that the kernel talks to.
 //!
 //! How a tree of objects looks as a filesystem (see `docs/semantics.md`):
@@ -127,7 +127,7 @@ pub struct FsConfig {
     /// Largest read-ahead of one open file (`prefetch_window`, 64 MiB).
     pub prefetch_window: u64,
     /// Upload a large file's parts while it is written sequentially
-    /// (on; `nostream_upload` turns it off), see [`crate::stream_upload`].
+    /// (on; `nostream_upload` turns it off), see [`crate::upload::stream`].
     pub stream_upload: bool,
     /// `readdirplus` answers entries not in the stat cache from the
     /// listing alone (`readdir_optimize`), see [`readdir`].

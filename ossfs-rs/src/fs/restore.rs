@@ -63,7 +63,7 @@ impl Fs {
     /// uploading a partial file.
     pub async fn adopt(&self, adoptions: Adoptions) -> Result<(), FsError> {
         for (ino, (key, upload_id)) in adoptions.streams {
-            crate::stream_upload::abort_orphan(self.store.as_ref(), &key, &upload_id).await;
+            crate::upload::stream::abort_orphan(self.store.as_ref(), &key, &upload_id).await;
             self.journal(JournalOp::StreamEnd { ino });
         }
         let handles = lock(&self.handles).records();

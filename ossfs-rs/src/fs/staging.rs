@@ -38,7 +38,7 @@ use super::error::FsError;
 use super::journal::{JournalOp, JournalSink};
 use super::meta::NodeInfo;
 use crate::store::{ObjectStore, StoreError};
-use crate::stream_upload::StreamUpload;
+use crate::upload::stream::StreamUpload;
 
 /// Download buffer: chunks are gathered up to this size per disk write.
 const LOAD_BUFFER: usize = 4 * 1024 * 1024;

@@ -21,9 +21,7 @@
 pub mod control;
 pub mod fusedev;
 pub mod handoff;
-pub mod inflight;
 pub mod journal;
-pub mod ledger;
 pub mod setup;
 pub mod state;
 pub mod status;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::fusedev::MountSpec;
 use crate::check::{self, CheckArgs, Plan, SignatureArg};
+use crate::config::MountRequest;
 use crate::fs::FsConfig;
-use crate::mount::MountRequest;
 use crate::store::credentials::{
     CredentialOptions, CredentialProvider, Credentials, EnvLookup, resolve,
 };

@@ -11,7 +11,7 @@
 //! files describing the supervisor and the worker for `ossfs-rs status`.
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -49,14 +49,6 @@ pub fn state_dir_for(mountpoint: &Path) -> PathBuf {
         .take(32)
         .collect();
     runtime_dir().join(format!("{h:016x}-{tail}"))
-}
-
-/// Create `dir` (and its parents) with mode 0700.
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
 }
 
 /// The files of one state directory.

@@ -29,11 +29,11 @@ use tracing::{error, info, warn};
 
 use super::control::{self, Handler, Status};
 use super::fusedev;
-use super::inflight::InFlight;
 use super::setup::{self, ServeError};
 use super::state::{self, StateDir, SupervisorInfo, WorkerInfo, now_secs};
 use super::worker::{EXIT_HANDOFF, HandedCredentials};
-use crate::mount::MountRequest;
+use crate::config::MountRequest;
+use crate::fuse::inflight::InFlight;
 use crate::store::credentials::Credentials;
 
 /// How long a new worker may take to report ready.
@@ -189,12 +189,14 @@ pub fn run_mount(req: MountRequest, argv: &[OsString]) -> Result<(), ServeError>
     if let Err(e) = control::serve(&sup.state.control(), sup.clone()) {
         warn!(error = %e, "cannot open the control socket; status and upgrade will not work");
     }
-    if let Err(e) = crate::readahead::raise(&req.mountpoint, crate::readahead::READ_AHEAD_KIB) {
+    if let Err(e) =
+        crate::sys::readahead::raise(&req.mountpoint, crate::sys::readahead::READ_AHEAD_KIB)
+    {
         tracing::debug!(error = %e, "kernel readahead left at its default");
     }
     info!(mountpoint = %req.mountpoint.display(), source = %sup.info().source, worker = first.pid(), "mounted");
     if req.notify_ready {
-        crate::mount::notify_ready_and_detach(req.options.logfile.as_deref())
+        crate::sys::daemon::notify_ready_and_detach(req.options.logfile.as_deref())
             .map_err(|e| ServeError::Setup(format!("cannot detach: {e}")))?;
     } else {
         eprintln!(
@@ -309,7 +311,7 @@ fn prepare_state_dir(state: &StateDir) -> Result<(), ServeError> {
     ] {
         let _ = std::fs::remove_file(f);
     }
-    state::create_private_dir(&state.dir)
+    crate::sys::private_dir::create_private_dir(&state.dir)
         .map_err(|e| ServeError::Setup(format!("cannot create {}: {e}", state.dir.display())))
 }
 
@@ -701,7 +703,7 @@ impl Supervisor {
         let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
             return true;
         };
-        crate::mount::mountinfo_lists(&info, &self.mountpoint)
+        crate::sys::mountinfo::mountinfo_lists(&info, &self.mountpoint)
     }
 
     /// Remove the state directory's files; the staging directory only if

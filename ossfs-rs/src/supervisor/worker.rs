@@ -25,15 +25,15 @@ use tracing::{error, info, warn};
 
 use super::fusedev;
 use super::handoff;
-use super::inflight::InFlight;
 use super::journal::FileJournal;
-use super::ledger::Ledger;
 use super::setup::{self, ServeError};
 use super::state::{StateDir, WorkerInfo, now_secs};
+use crate::config::MountRequest;
 use crate::fs::Fs;
 use crate::fs::journal::{JournalOp, JournalSink};
 use crate::fuse::FuseFs;
-use crate::mount::MountRequest;
+use crate::fuse::inflight::InFlight;
+use crate::fuse::ledger::Ledger;
 
 /// Exit status of a worker that drained for a live upgrade.
 pub const EXIT_HANDOFF: i32 = 75;
@@ -102,7 +102,7 @@ pub fn load_request(state: &StateDir) -> Result<MountRequest, ServeError> {
     let argv: Vec<String> = state
         .read_json(&state.args())
         .map_err(|e| ServeError::Setup(format!("cannot read {}: {e}", state.args().display())))?;
-    crate::mount::request_from_argv(&argv).map_err(ServeError::Usage)
+    crate::config::request::request_from_argv(&argv).map_err(ServeError::Usage)
 }
 
 fn serve(

@@ -1,4 +1,4 @@
-//! Streamed uploads ([`crate::stream_upload`]) through the filesystem, on
+//! Streamed uploads ([`crate::upload::stream`]) through the filesystem, on
 //! the embedded S3 server: parts go out while a file is written, and every
 //! way a stream can go wrong falls back to uploading the whole file.
 

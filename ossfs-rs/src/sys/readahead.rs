@@ -6,7 +6,7 @@
 //! 128 KiB requests and every request costs a round trip through
 //! `/dev/fuse`. Raising it to 1 MiB (the largest request this kernel sends,
 //! see DESIGN.md section 2) makes each request eight times larger; the
-//! daemon's own prefetcher ([`crate::prefetch`]) does the reading ahead
+//! daemon's own prefetcher (the `prefetch` layer) does the reading ahead
 //! from the store. Measured here: about +25 % on a sequential read.
 //!
 //! The mount's device number comes from `/proc/self/mountinfo`; the knob is
@@ -42,7 +42,7 @@ fn device_of(mountinfo: &str, mountpoint: &Path) -> Option<String> {
         let fields: Vec<&str> = line.split(' ').collect();
         let dash = fields.iter().position(|f| *f == "-")?;
         let fstype = fields.get(dash + 1)?;
-        let path = crate::mount::unescape_mountinfo(fields.get(4)?);
+        let path = crate::sys::mountinfo::unescape_mountinfo(fields.get(4)?);
         (fstype.starts_with("fuse") && path.trim_end_matches('/') == wanted)
             .then(|| fields.get(2).map(|d| d.to_string()))
             .flatten()

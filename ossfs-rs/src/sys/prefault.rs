@@ -13,7 +13,7 @@
 //! memory the first large request would have faulted in anyway.
 //!
 //! Blocks of several MiB (prefetched and upload parts) are also advised to
-//! use transparent huge pages here, see [`crate::heap`].
+//! use transparent huge pages here, see [`super::heap`].
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
@@ -21,7 +21,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 const FUSER_READ_BUFFER: usize = 16 * 1024 * 1024 + 4096;
 /// The part a request can fill: the largest write (`fuse::MAX_WRITE`) and
 /// its headers.
-const FILLED: usize = crate::fuse::MAX_WRITE as usize + 2 * 4096;
+const FILLED: usize = crate::sys::FUSE_MAX_REQUEST as usize + 2 * 4096;
 const PAGE: usize = 4096;
 
 /// The system allocator, pre-faulting fuser's read buffers.
@@ -33,7 +33,7 @@ unsafe impl GlobalAlloc for PrefaultAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded with the caller's guarantees.
         let ptr = unsafe { System.alloc(layout) };
-        crate::heap::advise_huge(ptr, layout.size());
+        crate::sys::heap::advise_huge(ptr, layout.size());
         ptr
     }
 

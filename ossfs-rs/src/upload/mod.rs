@@ -27,6 +27,8 @@
 //! unfinished multipart upload behind (invisible, and removed by the
 //! bucket's lifecycle rule or `abort`); the object itself is unchanged.
 
+pub mod stream;
+
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -48,7 +50,7 @@ pub struct UploadConfig {
     /// How many parts are uploaded at the same time.
     pub parallel_count: usize,
     /// Stream large files' parts while they are written
-    /// ([`crate::stream_upload`]).
+    /// ([`crate::upload::stream`]).
     pub stream: bool,
 }
 

@@ -13,6 +13,9 @@
 //! The entry point is [`new`]: build the filesystem, then hand it to
 //! `fuser::Session::new(fs, mountpoint, &config)` (or `fuser::mount`).
 
+pub mod inflight;
+pub mod ledger;
+
 use std::ffi::{OsStr, OsString};
 use std::future::Future;
 use std::io;
@@ -34,12 +37,12 @@ use crate::fs::journal::Answer;
 use crate::fs::{
     Caller, DirPlusSink, DirSink, Entry, Fs, FsConfig, FsError, Kind, SetAttr, XattrReply,
 };
+use crate::fuse::ledger::{Ledger, is_resent};
 use crate::store::ObjectStore;
-use crate::supervisor::ledger::{Ledger, is_resent};
 
 /// Largest write the kernel sends in one request (this kernel's cap is
 /// 256 pages, see DESIGN.md section 2).
-pub const MAX_WRITE: u32 = 1024 * 1024;
+pub const MAX_WRITE: u32 = crate::sys::FUSE_MAX_REQUEST;
 
 /// Build the filesystem the mount command serves: `store` addressed
 /// through `config`, its async work run on `runtime`. Fails when the

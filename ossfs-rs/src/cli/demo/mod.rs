@@ -12,6 +12,9 @@
 //! The steps ([`exercise`]) take any `ObjectStore`, so the same tour doubles
 //! as an integration test of the client against the embedded server.
 
+pub mod mount;
+pub mod restart;
+
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -88,9 +91,9 @@ pub enum DemoError {
     #[error("step \"{step}\" did not check out: {detail}")]
     Check { step: &'static str, detail: String },
     #[error(transparent)]
-    Mount(#[from] crate::demo_mount::MountTourError),
+    Mount(#[from] crate::cli::demo::mount::MountTourError),
     #[error(transparent)]
-    Supervised(#[from] crate::demo_restart::RestartTourError),
+    Supervised(#[from] crate::cli::demo::restart::RestartTourError),
 }
 
 /// Run `ossfs-rs demo`.
@@ -129,12 +132,12 @@ pub async fn run_demo(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(
     let client = RestClient::new(config, credentials).map_err(DemoError::Client)?;
     let mut result = exercise(&client, args, "", out).await;
     if result.is_ok() && !args.no_mount {
-        result = crate::demo_mount::tour(Arc::new(client), "mounted/", out)
+        result = crate::cli::demo::mount::tour(Arc::new(client), "mounted/", out)
             .await
             .map_err(DemoError::from);
     }
     if result.is_ok() && !args.no_mount {
-        let endpoint = crate::demo_restart::Endpoint {
+        let endpoint = crate::cli::demo::restart::Endpoint {
             url: server.endpoint(),
             region: server.region().to_owned(),
             bucket: DEMO_BUCKET.to_owned(),
@@ -146,7 +149,7 @@ pub async fn run_demo(args: &DemoArgs, out: &mut (dyn Write + Send)) -> Result<(
                 DemoError::Args(format!("cannot find this binary to mount with: {e}"))
             })?,
         };
-        result = crate::demo_restart::run(endpoint, "supervised/", binary, out)
+        result = crate::cli::demo::restart::run(endpoint, "supervised/", binary, out)
             .await
             .map_err(DemoError::from);
     }

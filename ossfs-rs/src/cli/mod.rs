@@ -4,6 +4,9 @@
 //! file only dispatches and sets up logging. Logs go to stderr and never
 //! contain secrets (credentials redact themselves in `Debug`).
 
+pub mod demo;
+pub mod mount;
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -29,11 +32,11 @@ pub enum Command {
     /// Run the embedded S3-compatible endpoint (in memory) on a local port.
     Serve(crate::serve::ServeArgs),
     /// Self-contained demo: start the embedded endpoint and exercise it.
-    Demo(crate::demo::DemoArgs),
+    Demo(crate::cli::demo::DemoArgs),
     /// Mount a bucket or a prefix of one (also: `ossfs-rs bucket:/prefix /mnt -o ...`).
-    Mount(crate::mount::MountArgs),
+    Mount(crate::config::MountArgs),
     /// Unmount a mount point.
-    Umount(crate::mount::UmountArgs),
+    Umount(crate::cli::mount::UmountArgs),
     /// Show the supervised mounts of this host (pids, restarts, version).
     Status(crate::supervisor::status::StatusArgs),
     /// Replace a mount's worker (or supervisor) by a new binary, live.
@@ -91,8 +94,8 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse_from(argv.clone());
     // The mount daemon runs its own (blocking) session and logging.
     match cli.command {
-        Command::Mount(args) => return crate::mount::run(args, &argv[1..]),
-        Command::Umount(args) => return crate::mount::run_umount(args),
+        Command::Mount(args) => return crate::cli::mount::run(args, &argv[1..]),
+        Command::Umount(args) => return crate::cli::mount::run_umount(args),
         Command::Status(args) => return crate::supervisor::status::run_status(args),
         Command::Upgrade(args) => return crate::supervisor::status::run_upgrade(args),
         Command::Worker(args) => return crate::supervisor::worker::run(args),
@@ -114,7 +117,7 @@ pub fn run() -> ExitCode {
         match cli.command {
             Command::Check(args) => crate::check::run(args).await,
             Command::Serve(args) => crate::serve::run(args).await,
-            Command::Demo(args) => crate::demo::run(args).await,
+            Command::Demo(args) => crate::cli::demo::run(args).await,
             _ => ExitCode::FAILURE,
         }
     })
