@@ -4,6 +4,7 @@ imports another in a circle, and no source file grows past the size limit
 without saying why.
 
 Usage: python3 scripts/layers.py [ossfs-rs/src]
+       python3 scripts/layers.py --self-test   (the check fails on each kind of problem)
 
 What counts as an import: every `crate::a::b` path (in code and in doc
 links, which rustdoc resolves too), every `use crate::{a, b}` group and
@@ -93,9 +94,12 @@ def references(rel, text):
     for m in re.finditer(r"\buse\s+crate::\{([^;]*)\}", text, re.S):
         for item in re.findall(r"(\w+)(?:::|\s*[,}]|$)", m.group(1)):
             found.add((item,))
-    parent = me[:-1]
-    for m in re.finditer(r"\bsuper::((?:\w+::)*\w+)", text):
-        found.add(tuple(parent + m.group(1).split("::")))
+    # `super::super::x` climbs one module per `super`. In a mod.rs the
+    # file is the module itself, so its first `super` is its parent too.
+    for m in re.finditer(r"\b((?:super::)+)((?:\w+::)*\w+)", text):
+        ups = m.group(1).count("super::")
+        base = me[: len(me) - ups] if ups <= len(me) else []
+        found.add(tuple(base + m.group(2).split("::")))
     return found
 
 
@@ -174,7 +178,45 @@ def check(src):
     return problems
 
 
+def self_test():
+    """The check must fail on each kind of problem: a throw-away tree with
+    one upward import, one island breach, one cycle and one long file."""
+    import tempfile
+
+    def tree(files):
+        root = tempfile.mkdtemp(prefix="layers-self-test-")
+        for rel, text in files.items():
+            path = os.path.join(root, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        return root
+
+    cases = {
+        "layer": {"store/mod.rs": "use crate::fs::Fs;\n", "fs/mod.rs": "pub struct Fs;\n"},
+        "island": {"fuse/mod.rs": "use crate::serve::S;\n", "serve/mod.rs": "pub struct S;\n"},
+        "cycle": {"fs/a.rs": "use super::b::B;\n", "fs/b.rs": "use super::a::A;\n"},
+        "size": {"sys/big.rs": "//! Big.\n" + "fn f() {}\n" * (MAX_LINES + 1)},
+    }
+    clean = {"store/mod.rs": "use crate::sys::x;\n#[cfg(test)]\nmod tests {\n    use crate::cli::C;\n}\n",
+             "sys/x.rs": "//! Length: a table.\n" + "fn f() {}\n" * (MAX_LINES + 1), "cli/mod.rs": "use crate::serve::S;\n",
+             "serve/mod.rs": "use crate::store::T;\n"}
+    failed = []
+    for kind, files in cases.items():
+        found = check(tree(files))
+        if not any(p.startswith(kind + ":") for p in found):
+            failed.append(f"self-test: a {kind} problem was not reported (got {found})")
+    found = check(tree(clean))
+    if found:
+        failed.append(f"self-test: a clean tree was reported: {found}")
+    for f in failed:
+        print(f)
+    return 1 if failed else 0
+
+
 def main():
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
     src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "ossfs-rs", "src")
     problems = check(os.path.abspath(src))
     for p in problems:
