@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Diagnose credentials, endpoint and bucket before mounting.
-    Check(crate::check::CheckArgs),
+    Check(crate::config::StoreArgs),
     /// Run the embedded S3-compatible endpoint (in memory) on a local port.
     Serve(crate::serve::ServeArgs),
     /// Self-contained demo: start the embedded endpoint and exercise it.
