@@ -6,15 +6,15 @@
 //! 2. endpoint: the TCP probe of [`super::probe`] to the host the client
 //!    will connect to;
 //! 3. listing: list one key under the prefix through the crate's
-//!    [`ObjectStore`] and turn the error into a [`super::diagnose`]
-//!    diagnosis.
+//!    [`ObjectStore`] and turn the error into a diagnosis
+//!    ([`super::diagnose`](mod@super::diagnose)).
 //!
 //! The steps write to any `io::Write`, so they are tested without a
 //! terminal. Exit status of [`run`]: 0 when every step passed, 1 when one
 //! failed, 2 when the arguments themselves are wrong.
 //!
-//! Imports: [`super::probe`], [`super::diagnose`], `config` (the plan) and
-//! `store` (credentials, the REST client).
+//! Imports: [`super::probe`], [`super::diagnose`](mod@super::diagnose),
+//! `config` (the plan) and `store` (credentials, the REST client).
 
 use std::io::{self, Write};
 use std::process::ExitCode;
