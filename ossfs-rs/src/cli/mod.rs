@@ -1,8 +1,25 @@
-//! The command line: `ossfs-rs check | serve | demo`.
+//! The command line of `ossfs-rs`: the [`Cli`] grammar, and each subcommand
+//! handed to the module that owns its arguments and behaviour:
+//! - `mount` and `umount`: [`mount`] (a command line in the ossfs form,
+//!   `ossfs-rs bucket[:/prefix] /mnt -o ...`, also what mount.fuse3 runs
+//!   for an fstab line, is rewritten to `mount` first);
+//! - `status` and `upgrade`: `supervisor::status` (the supervised mounts of
+//!   this host; a live upgrade of one);
+//! - `check`: the `check` module, with its arguments from `config::plan`;
+//! - `serve`: the embedded S3-compatible endpoint, `serve`;
+//! - `demo`: [`demo`], the self-contained tour;
+//! - `__worker` and `__supervise` (hidden, internal): a supervisor's worker
+//!   (`supervisor::worker`) and a supervisor taking over a live mount
+//!   (`supervisor::supervise`).
 //!
-//! Each subcommand's arguments and behaviour live in its own module; this
-//! file only dispatches and sets up logging. Logs go to stderr and never
-//! contain secrets (credentials redact themselves in `Debug`).
+//! This file only parses, dispatches and sets up logging: the mount,
+//! status and supervisor commands run their own blocking sessions and
+//! logging; check, serve and demo run on a tokio runtime made here. Logs go
+//! to stderr and never contain secrets (credentials redact themselves in
+//! `Debug`).
+//!
+//! Imports: the top of the stack, so any layer below; it names `config`,
+//! `check`, `supervisor` and `serve`.
 
 pub mod demo;
 pub mod mount;
@@ -28,7 +45,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Diagnose credentials, endpoint and bucket before mounting.
-    Check(crate::check::CheckArgs),
+    Check(crate::config::StoreArgs),
     /// Run the embedded S3-compatible endpoint (in memory) on a local port.
     Serve(crate::serve::ServeArgs),
     /// Self-contained demo: start the embedded endpoint and exercise it.

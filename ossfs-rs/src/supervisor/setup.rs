@@ -8,20 +8,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::fusedev::MountSpec;
-use crate::check::{self, CheckArgs, Plan, SignatureArg};
+use crate::check;
 use crate::config::MountRequest;
+use crate::config::plan::{Plan, StoreArgs, StoreOptionError};
 use crate::fs::FsConfig;
 use crate::store::credentials::{
     CredentialOptions, CredentialProvider, Credentials, EnvLookup, resolve,
 };
 use crate::store::retry::RetryConfig;
-use crate::store::{ObjectStore, Provider, RestClient};
+use crate::store::{ObjectStore, RestClient};
 
 /// Why a mount could not start or a worker could not serve.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("no endpoint: give it with --url URL or -o url=URL")]
-    NoEndpoint,
+    /// The options name no store (no endpoint, an unknown provider or
+    /// signature).
+    #[error(transparent)]
+    Store(#[from] StoreOptionError),
     #[error("{0}")]
     Usage(String),
     #[error("the bucket check failed:\n{0}")]
@@ -36,46 +39,10 @@ pub enum ServeError {
     },
 }
 
-/// The `check` arguments equivalent to this mount, so the mount runs
-/// exactly the diagnosis `ossfs-rs check` prints.
-pub fn check_args(req: &MountRequest) -> Result<CheckArgs, ServeError> {
-    let o = &req.options;
-    let url = o.url.clone().ok_or(ServeError::NoEndpoint)?;
-    let provider = match &o.provider {
-        Some(p) => Some(
-            p.parse::<Provider>()
-                .map_err(|e| ServeError::Usage(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let signature = match o.signature.as_deref() {
-        None => None,
-        Some("v1" | "sigv1") => Some(SignatureArg::V1),
-        Some("v4" | "sigv4") => Some(SignatureArg::V4),
-        Some(other) => {
-            return Err(ServeError::Usage(format!(
-                "signature={other:?}: use v1 or v4"
-            )));
-        }
-    };
-    Ok(CheckArgs {
-        target: format!("{}:/{}", req.source.bucket, req.source.prefix),
-        url,
-        provider,
-        region: o.region.clone(),
-        passwd_file: o.passwd_file.clone(),
-        sts_dir: o.sts_dir.clone(),
-        path_style: o.path_style,
-        ca_bundle: o.ca_bundle.clone(),
-        signature,
-        connect_timeout: 10,
-    })
-}
-
 /// Preflight: the same steps as `ossfs-rs check`, so a wrong key, a
 /// missing bucket or a closed port fails before any mount.
 pub fn preflight(req: &MountRequest, runtime: &tokio::runtime::Runtime) -> Result<(), ServeError> {
-    let args = check_args(req)?;
+    let args = StoreArgs::from_request(req)?;
     let mut report = Vec::new();
     match runtime.block_on(check::check(&args, EnvLookup::process(), &mut report)) {
         Ok(true) => Ok(()),
@@ -100,7 +67,7 @@ fn credential_options(req: &MountRequest, plan: &Plan) -> CredentialOptions {
 pub fn handoff_credentials(
     req: &MountRequest,
 ) -> Result<Option<(Credentials, String)>, ServeError> {
-    let args = check_args(req)?;
+    let args = StoreArgs::from_request(req)?;
     let plan = Plan::from_args(&args).map_err(|e| ServeError::Usage(e.to_string()))?;
     let provider =
         resolve(&credential_options(req, &plan)).map_err(|e| ServeError::Setup(e.to_string()))?;
@@ -116,7 +83,7 @@ pub fn store(
     req: &MountRequest,
     creds: Option<(Credentials, String)>,
 ) -> Result<Arc<dyn ObjectStore>, ServeError> {
-    let args = check_args(req)?;
+    let args = StoreArgs::from_request(req)?;
     let plan = Plan::from_args(&args).map_err(|e| ServeError::Usage(e.to_string()))?;
     let mut config = plan.client_config(&args);
     config.read_timeout = Duration::from_secs(30);

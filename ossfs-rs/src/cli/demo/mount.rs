@@ -6,6 +6,9 @@
 //! session is unmounted when the guard drops, even after a failed step.
 //! File operations run on a blocking thread, never on the async runtime
 //! that serves the filesystem's requests.
+//!
+//! Imports: `fs` (the settings), `fuse` (the session's filesystem) and
+//! `store`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -6,6 +6,9 @@
 //! The mount is made by running the `ossfs-rs` binary (this one, or
 //! `--ossfs-bin`), with the endpoint's keys in a 0600 passwd file of a
 //! temporary directory; a guard unmounts it on every path.
+//!
+//! Imports: `store` (the keys) and `supervisor` (the state directory, the
+//! unmount).
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
