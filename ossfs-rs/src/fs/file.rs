@@ -26,10 +26,10 @@ use bytes::Bytes;
 use tracing::{debug, error, warn};
 
 use super::error::FsError;
-use super::handle::HandleKind;
 use super::journal::JournalOp;
 use super::meta::{Kind, NodeInfo, PosixMeta, stored_mode};
 use super::name::check_name;
+use super::record::HandleKind;
 use super::staging::{Staging, StagingState};
 use super::{Caller, Created, Entry, Fs, ReaderSlot, StagingSlot, lock};
 use crate::prefetch::Reader;

@@ -40,6 +40,8 @@ pub mod meta;
 pub mod name;
 mod namespace;
 mod readdir;
+pub mod record;
+pub mod replay;
 mod restore;
 pub mod staging;
 pub mod xattr;
@@ -58,11 +60,12 @@ pub use readdir::{DirPlusSink, DirSink};
 
 use cache::{Cached, StatCache};
 use dir::WarnOnce;
-use handle::{HandleKind, HandleRecord, HandleTable};
-use inode::{InodeRecord, InodeTable, ROOT_INO};
+use handle::HandleTable;
+use inode::{InodeTable, ROOT_INO};
 use journal::{JournalOp, JournalSink};
 use meta::{AttrPolicy, NodeInfo};
 use name::Keys;
+use record::{HandleKind, HandleRecord, InodeRecord};
 use staging::{Staging, StagingRecord};
 
 use crate::cache::{BlockCache, DiskCache, DiskCacheError};

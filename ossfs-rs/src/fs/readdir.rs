@@ -43,9 +43,9 @@ use futures::StreamExt;
 
 use super::dir::{DirEntry, DirSnapshot, ListingMerge};
 use super::error::FsError;
-use super::handle::HandleKind;
 use super::meta::{Kind, NodeInfo};
 use super::name::join;
+use super::record::HandleKind;
 use super::{Entry, Fs, lock};
 use crate::store::{ListRequest, StoreError};
 
@@ -150,7 +150,7 @@ impl Fs {
 
     fn snapshot(&self, ino: u64, fh: u64) -> Result<Arc<DirSnapshot>, FsError> {
         match self.handle(fh)? {
-            super::handle::HandleRecord {
+            super::record::HandleRecord {
                 ino: h_ino,
                 kind: HandleKind::Dir(snapshot),
                 ..
