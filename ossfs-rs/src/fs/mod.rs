@@ -30,6 +30,7 @@
 mod attrs;
 pub mod cache;
 pub mod dir;
+pub mod errno;
 pub mod error;
 mod file;
 pub mod handle;
@@ -54,6 +55,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::warn;
 
 pub use attrs::SetAttr;
+pub use errno::ToErrno;
 pub use error::FsError;
 pub use meta::Kind;
 pub use readdir::{DirPlusSink, DirSink};
