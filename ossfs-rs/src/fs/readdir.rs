@@ -32,6 +32,9 @@
 //! never into the stat cache: anything that needs the full metadata
 //! (`chmod`, xattrs, an open for writing, the next `getattr` after the
 //! kernel's timeout) still HEADs the object and sees its real mode.
+//!
+//! Imports: `fs::{dir, error, meta, name, record, cache}` and the shared
+//! state of `fs/mod.rs`; `store`.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};

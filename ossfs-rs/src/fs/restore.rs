@@ -7,6 +7,10 @@
 //! object, as an open would do) and the listing of each open directory
 //! handle (listed again; a directory that changed in between shows its new
 //! entries, as a rewinddir would).
+//!
+//! Imports: `fs::{replay, journal, record, meta, staging}` and the shared
+//! state of `fs/mod.rs`; `store`, `upload::stream` (aborting orphaned
+//! streamed uploads).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -8,6 +8,9 @@
 //! Every error says what went wrong in words an operator can act on. None
 //! carries a secret: messages come from the server's error document (which
 //! never echoes the secret key) or from our own text.
+//!
+//! Imports: `store::credentials` (credential errors); nothing above the
+//! store.
 
 use std::time::Duration;
 
