@@ -19,6 +19,7 @@ use e2e::fault_proxy::{Fault, FaultProxy};
 use e2e::unique_prefix;
 use futures::{StreamExt, TryStreamExt};
 use md5::{Digest as _, Md5};
+use ossfs_rs::fs::ToErrno;
 use ossfs_rs::store::{
     ByteRange, CompletedPart, CopyOptions, Credentials, ListRequest, MetadataDirective,
     ObjectStore, PutOptions, StoreError, UserMetadata,
@@ -240,7 +241,7 @@ async fn missing_key_is_not_found(b: &Backend) {
     assert!(matches!(e, StoreError::NotFound { .. }), "HEAD: {e:?}");
     let e = store.get(&key, None).await.unwrap_err();
     assert!(matches!(e, StoreError::NotFound { .. }), "GET: {e:?}");
-    assert_eq!(e.to_errno(), 2);
+    assert_eq!(e.errno(), 2);
 }
 
 async fn empty_object(b: &Backend) {
@@ -749,7 +750,7 @@ async fn wrong_secret_is_access_denied(b: &Backend) {
             .unwrap_err(),
     ] {
         assert!(matches!(e, StoreError::AccessDenied { .. }), "{e:?}");
-        assert_eq!(e.to_errno(), 13);
+        assert_eq!(e.errno(), 13);
         let text = format!("{e} {e:?}");
         assert!(
             !text.contains(&"0".repeat(16)),
@@ -989,12 +990,12 @@ async fn truncated_body_is_an_error(b: &Backend) {
             "a truncated body was returned as {} bytes of data instead of an error",
             got.len()
         ),
-        Err(e) => assert_eq!(e.to_errno(), 5, "{e:?}"),
+        Err(e) => assert_eq!(e.errno(), 5, "{e:?}"),
     }
     let range = ByteRange::new(1000, 150_000);
     match get_range(&*via_proxy, &key, Some(range)).await {
         Ok(got) => panic!("a truncated range came back as {} bytes of data", got.len()),
-        Err(e) => assert_eq!(e.to_errno(), 5, "{e:?}"),
+        Err(e) => assert_eq!(e.errno(), 5, "{e:?}"),
     }
     assert!(!seen(&proxy, "GET", "cut").is_empty());
 }

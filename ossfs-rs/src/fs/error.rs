@@ -1,12 +1,15 @@
-//! Filesystem errors and the one place where they become errnos.
+//! Filesystem errors.
 //!
 //! Every operation of [`super::Fs`] returns `Result<_, FsError>`. The
 //! variants say what went wrong in terms of the filesystem (which path, which
 //! limit) and keep the store error as their source, so a log line tells an
-//! operator both what the user did and what the server answered.
-//! [`FsError::errno`] is a single exhaustive match: adding a variant without
-//! deciding its errno does not compile. Store errors are mapped by
-//! [`StoreError::to_errno`], the store's own single mapping.
+//! operator both what the user did and what the server answered. Which
+//! errno each one becomes is decided in `errno.rs` (`ToErrno`), the one
+//! errno mapping, as a single exhaustive match: adding a variant without
+//! deciding its errno does not compile.
+//!
+//! Imports: `store` (StoreError), `upload` (UploadError), `prefetch`
+//! (PrefetchError), `cache` (DiskCacheError).
 
 use std::io;
 
@@ -150,42 +153,6 @@ impl FsError {
         }
     }
 
-    /// The errno the kernel gets. The only errno mapping of the filesystem.
-    pub fn errno(&self) -> i32 {
-        match self {
-            FsError::NotFound(_) => libc::ENOENT,
-            FsError::UnknownInode(_) => libc::ESTALE,
-            FsError::BadHandle(_) => libc::EBADF,
-            FsError::Exists(_) => libc::EEXIST,
-            FsError::IsDir(_) => libc::EISDIR,
-            FsError::NotDir(_) => libc::ENOTDIR,
-            FsError::NotEmpty(_) => libc::ENOTEMPTY,
-            FsError::NameTooLong(_) => libc::ENAMETOOLONG,
-            FsError::InvalidName(_) => libc::EINVAL,
-            FsError::ReadOnly => libc::EROFS,
-            FsError::TooLarge { .. } => libc::EFBIG,
-            FsError::NoXattr(_) => libc::ENODATA,
-            FsError::Range { .. } => libc::ERANGE,
-            FsError::XattrNamespace(_) => libc::EOPNOTSUPP,
-            // ENOSYS, not EOPNOTSUPP: the kernel remembers it and stops asking.
-            FsError::XattrsOff => libc::ENOSYS,
-            FsError::MetadataTooLarge { .. } => libc::E2BIG,
-            FsError::NotSupported(_) => libc::EOPNOTSUPP,
-            FsError::NotPermitted(_) => libc::EPERM,
-            FsError::Invalid(_) => libc::EINVAL,
-            FsError::Store { source, .. } => source.to_errno(),
-            FsError::Upload { source, .. } => match source {
-                UploadError::TooManyParts { .. } => libc::EFBIG,
-                UploadError::Io(_) | UploadError::Store(_) => libc::EIO,
-            },
-            FsError::DeleteFailed { .. } => libc::EIO,
-            // ENOSPC or EDQUOT of the staging disk tell the user what to fix.
-            FsError::Staging { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
-            FsError::Read(e) => e.errno(),
-            FsError::DiskCache(_) => libc::EIO,
-        }
-    }
-
     /// Whether this is an expected answer (ENOENT of a lookup, EEXIST, ...)
     /// rather than a failure worth a warning in the log.
     pub fn is_expected(&self) -> bool {
@@ -204,49 +171,5 @@ impl FsError {
                 | FsError::NameTooLong(_)
                 | FsError::NotSupported(_)
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn store_errors_keep_their_errno() {
-        let e = FsError::store(
-            "head a",
-            StoreError::NotFound {
-                key: "a".to_string(),
-            },
-        );
-        assert_eq!(e.errno(), libc::ENOENT);
-        let e = FsError::store(
-            "put a",
-            StoreError::AccessDenied {
-                code: "AccessDenied".into(),
-                message: "no".into(),
-                request_id: None,
-            },
-        );
-        assert_eq!(e.errno(), libc::EACCES);
-    }
-
-    #[test]
-    fn upload_failures_are_eio_except_too_many_parts() {
-        let e = FsError::Upload {
-            key: "k".into(),
-            source: UploadError::Store(StoreError::Timeout(std::time::Duration::from_secs(1))),
-        };
-        assert_eq!(e.errno(), libc::EIO);
-        let e = FsError::Upload {
-            key: "k".into(),
-            source: UploadError::TooManyParts {
-                size: 1,
-                part_size: 1,
-                max_parts: 1,
-            },
-        };
-        assert_eq!(e.errno(), libc::EFBIG);
-        assert!(e.to_string().contains("\"k\""));
     }
 }

@@ -8,33 +8,20 @@
 //! (also plain data). File data being written is not here but in the
 //! per-inode staging table ([`super::staging`]): several handles of one file
 //! share one staging file.
+//!
+//! Every open and release is journaled from inside the table
+//! ([`journal_open`], `JournalOp::Close`); rebuilding a table from the
+//! journal is the business of `replay.rs`.
+//!
+//! Imports: `fs::record` (the records), `fs::journal` (the operations it
+//! emits) and `fs::dir` (directory snapshots).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use super::dir::DirSnapshot;
-use super::journal::{JournalOp, JournalSink, journal_open};
-
-/// What a handle is for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum HandleKind {
-    /// An open file; `write` when opened for writing, `append` for O_APPEND.
-    File { write: bool, append: bool },
-    /// An open directory, with its snapshot.
-    Dir(Arc<DirSnapshot>),
-}
-
-/// One open handle. Plain data, for the restart journal.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HandleRecord {
-    pub fh: u64,
-    pub ino: u64,
-    /// The open(2) flags as the kernel passed them.
-    pub flags: i32,
-    pub kind: HandleKind,
-}
+use super::journal::{JournalHandle, JournalOp, JournalSink};
+use super::record::{HandleKind, HandleRecord};
 
 /// File handle to record.
 #[derive(Debug)]
@@ -134,6 +121,21 @@ impl HandleTable {
     /// Whether no handle is open.
     pub fn is_empty(&self) -> bool {
         self.handles.is_empty()
+    }
+}
+
+/// The journal operation that records `rec` being opened (a directory's
+/// listing is not journaled: the next worker lists it again).
+pub fn journal_open(rec: HandleRecord) -> JournalOp {
+    let handle = match rec.kind {
+        HandleKind::File { write, append } => JournalHandle::File { write, append },
+        HandleKind::Dir(_) => JournalHandle::Dir,
+    };
+    JournalOp::Open {
+        fh: rec.fh,
+        ino: rec.ino,
+        flags: rec.flags,
+        handle,
     }
 }
 

@@ -20,33 +20,20 @@
 //! longer resolves by name, so the kernel never sees one id change type.
 //! Unlink, rmdir and a rename's target detach the same way. A rename moves
 //! the record and rewrites the paths of every record below it.
+//!
+//! Imports: `fs::record` (the records), `fs::journal` (the operations it
+//! emits and applies), `fs::meta` and `fs::name`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use super::journal::{JournalOp, JournalSink};
 use super::meta::Kind;
 use super::name::{is_within, join, rebase};
+use super::record::InodeRecord;
 
 /// The root's node id (FUSE_ROOT_ID).
 pub const ROOT_INO: u64 = 1;
-
-/// What a node id stands for. Plain data, for the restart journal.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InodeRecord {
-    pub ino: u64,
-    pub parent: u64,
-    pub name: String,
-    /// Path inside the mount (`""` for the root).
-    pub path: String,
-    pub kind: Kind,
-    /// References the kernel holds.
-    pub lookups: u64,
-    /// False once unlinked, replaced or found to be of another kind.
-    pub linked: bool,
-}
 
 /// Node id to record, and `(parent, name)` to node id.
 ///

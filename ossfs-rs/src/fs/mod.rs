@@ -2,8 +2,9 @@
 //!
 //! [`Fs`] holds the logic as async methods returning `Result<_, FsError>`;
 //! it knows nothing of FUSE's wire protocol, so it is tested by calling the
-//! methods directly against a real S3 endpoint. The `fuse` layer is the thin
-//! adapter that the kernel talks to.
+//! methods directly (`tests.rs`, against the embedded S3 endpoint). The
+//! `fuse` layer is the thin adapter the kernel talks to; it turns an
+//! `FsError` into the kernel's errno with [`ToErrno`].
 //!
 //! How a tree of objects looks as a filesystem (see `docs/semantics.md`):
 //!
@@ -16,11 +17,39 @@
 //!   bucket, hidden, until the directory is gone.
 //! - Mode, owner and mtime come from ossfs/s3fs-compatible metadata, else
 //!   the mount's defaults ([`meta`]). Xattrs are kept the s3fs way ([`xattr`]).
-//! - Writes go to a local staging file per inode and are uploaded whole on
-//!   flush/fsync/close ([`staging`], [`crate::upload`]); reads of a file
-//!   without staged data are ranged GETs of exactly what is asked.
+//! - Reads of a file nobody writes go through a per-handle prefetching
+//!   reader and the shared block cache ([`crate::prefetch`],
+//!   [`crate::cache`]): ranged GETs, never a whole-object download.
+//! - Writes go to a local staging file per inode ([`staging`]) and are
+//!   uploaded whole on flush/fsync/close, or part by part while a file is
+//!   written in order ([`crate::upload`]).
 //! - Node ids and file handles are plain numbers mapping to serialisable
-//!   records ([`inode`], [`handle`]) for the supervised restart.
+//!   records ([`record`]), and every change the kernel can see is journaled
+//!   ([`journal`]) so a restarted worker continues the same tables
+//!   ([`replay`], `restore.rs`).
+//!
+//! The files, and what each owns:
+//!
+//! - `mod.rs`: [`Fs`], [`FsConfig`], the shared state and its small helpers.
+//! - Operations, each an `impl Fs` block: `lookup.rs` (lookup, getattr,
+//!   forget, path resolution), `readdir.rs` (opendir, readdir, readdirplus),
+//!   `file.rs` (open, create, mknod, read), `write.rs` (write, truncate,
+//!   flush, fsync, release, uploads), `namespace.rs` (mkdir, rmdir, unlink,
+//!   rename, symlink, readlink), `attrs.rs` (setattr, xattrs, statfs),
+//!   `restore.rs` (taking over from a dead worker).
+//! - Object-store model: [`name`] (names and keys), [`meta`] (POSIX
+//!   attributes in metadata), [`xattr`] (the s3fs xattr form), [`dir`]
+//!   (merging LIST pages into a snapshot), [`cache`] (the stat cache).
+//! - Tables and restart: [`record`] (the plain records), [`inode`] (node
+//!   ids), [`handle`] (file handles), [`staging`] (staging files),
+//!   [`journal`] (the journal's vocabulary), [`replay`] (tables rebuilt from
+//!   a journal). They import one way: record, then journal, then the
+//!   tables, then replay.
+//! - Errors: [`error`] (`FsError`) and [`errno`] (`ToErrno`, the one errno
+//!   mapping, store errors included).
+//!
+//! Imports: `store`, `memory`, `metrics`, `cache`, `prefetch`, `upload` and
+//! `sys` (the layers below); never `fuse` or anything above it.
 //!
 //! Concurrency: the kernel calls in from many threads; each table sits
 //! behind its own `std::sync::Mutex`, held only for map operations, never
@@ -30,6 +59,7 @@
 mod attrs;
 pub mod cache;
 pub mod dir;
+pub mod errno;
 pub mod error;
 mod file;
 pub mod handle;
@@ -40,8 +70,11 @@ pub mod meta;
 pub mod name;
 mod namespace;
 mod readdir;
+pub mod record;
+pub mod replay;
 mod restore;
 pub mod staging;
+mod write;
 pub mod xattr;
 
 use std::collections::HashMap;
@@ -52,17 +85,19 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::warn;
 
 pub use attrs::SetAttr;
+pub use errno::ToErrno;
 pub use error::FsError;
 pub use meta::Kind;
 pub use readdir::{DirPlusSink, DirSink};
 
 use cache::{Cached, StatCache};
 use dir::WarnOnce;
-use handle::{HandleKind, HandleRecord, HandleTable};
-use inode::{InodeRecord, InodeTable, ROOT_INO};
+use handle::HandleTable;
+use inode::{InodeTable, ROOT_INO};
 use journal::{JournalOp, JournalSink};
 use meta::{AttrPolicy, NodeInfo};
 use name::Keys;
+use record::{HandleKind, HandleRecord, InodeRecord};
 use staging::{Staging, StagingRecord};
 
 use crate::cache::{BlockCache, DiskCache, DiskCacheError};

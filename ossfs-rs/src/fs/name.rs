@@ -156,6 +156,7 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::ToErrno;
 
     #[test]
     fn listed_names_that_cannot_be_files() {

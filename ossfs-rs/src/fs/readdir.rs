@@ -32,6 +32,9 @@
 //! never into the stat cache: anything that needs the full metadata
 //! (`chmod`, xattrs, an open for writing, the next `getattr` after the
 //! kernel's timeout) still HEADs the object and sees its real mode.
+//!
+//! Imports: `fs::{dir, error, meta, name, record, cache}` and the shared
+//! state of `fs/mod.rs`; `store`.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -43,9 +46,9 @@ use futures::StreamExt;
 
 use super::dir::{DirEntry, DirSnapshot, ListingMerge};
 use super::error::FsError;
-use super::handle::HandleKind;
 use super::meta::{Kind, NodeInfo};
 use super::name::join;
+use super::record::HandleKind;
 use super::{Entry, Fs, lock};
 use crate::store::{ListRequest, StoreError};
 
@@ -150,7 +153,7 @@ impl Fs {
 
     fn snapshot(&self, ino: u64, fh: u64) -> Result<Arc<DirSnapshot>, FsError> {
         match self.handle(fh)? {
-            super::handle::HandleRecord {
+            super::record::HandleRecord {
                 ino: h_ino,
                 kind: HandleKind::Dir(snapshot),
                 ..

@@ -1,12 +1,16 @@
 //! Continuing where a dead worker stopped: tables, staging files and
 //! directory handles rebuilt from the journal.
 //!
-//! The tables come back as they were ([`super::journal::Restored`]). Two
+//! The tables come back as they were ([`super::replay::Restored`]). Two
 //! things the journal does not carry are rebuilt here before the new worker
 //! serves: the upload metadata of each adopted staging file (a HEAD of its
 //! object, as an open would do) and the listing of each open directory
 //! handle (listed again; a directory that changed in between shows its new
 //! entries, as a rewinddir would).
+//!
+//! Imports: `fs::{replay, journal, record, meta, staging}` and the shared
+//! state of `fs/mod.rs`; `store`, `upload::stream` (aborting orphaned
+//! streamed uploads).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,9 +18,10 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 
-use super::handle::HandleKind;
-use super::journal::{JournalOp, JournalSink, Restored};
+use super::journal::{JournalOp, JournalSink};
 use super::meta::NodeInfo;
+use super::record::HandleKind;
+use super::replay::Restored;
 use super::staging::Staging;
 use super::{Fs, FsConfig, FsError, StagingSlot, lock};
 use crate::store::{ObjectStore, StoreError};

@@ -7,8 +7,9 @@
 //! any number of requests are in flight at once; with `Config { n_threads }`
 //! several threads read the one `/dev/fuse` fd (never `clone_fd`, see
 //! DESIGN.md section 5). There is no logic here: errors become errnos
-//! through [`FsError::errno`], and are logged at debug level when they are
-//! ordinary answers (ENOENT of a lookup) or at warn level otherwise.
+//! through [`ToErrno`] (the one errno mapping, `fs::errno`), and are logged
+//! at debug level when they are ordinary answers (ENOENT of a lookup) or at
+//! warn level otherwise.
 //!
 //! The entry point is [`new`]: build the filesystem, then hand it to
 //! `fuser::Session::new(fs, mountpoint, &config)` (or `fuser::mount`).
@@ -33,6 +34,7 @@ use fuser::{
 use tokio::runtime::Handle;
 use tracing::{Instrument, Span, debug, debug_span, warn};
 
+use crate::fs::ToErrno;
 use crate::fs::journal::Answer;
 use crate::fs::{
     Caller, DirPlusSink, DirSink, Entry, Fs, FsConfig, FsError, Kind, SetAttr, XattrReply,

@@ -86,16 +86,6 @@ pub enum PrefetchError {
     Aborted { key: String },
 }
 
-impl PrefetchError {
-    /// The errno a reader gets.
-    pub fn errno(&self) -> i32 {
-        match self {
-            PrefetchError::Store { source, .. } => source.to_errno(),
-            PrefetchError::Aborted { .. } => libc::EIO,
-        }
-    }
-}
-
 type PartFuture = Shared<BoxFuture<'static, Result<Bytes, PrefetchError>>>;
 
 /// One GET in flight (or done) for `[start, end)`.

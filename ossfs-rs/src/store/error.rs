@@ -1,9 +1,16 @@
-//! Typed store errors, parsed from the services' error documents, and the one
-//! place where they become errnos.
+//! Typed store errors, parsed from the services' error documents.
+//!
+//! The store knows no errnos: which errno each error becomes is the
+//! filesystem's decision (`fs::errno`), made in one place for every
+//! operation. What the store decides is what an error *is* (its variant)
+//! and whether retrying may help ([`StoreError::is_retryable`]).
 //!
 //! Every error says what went wrong in words an operator can act on. None
 //! carries a secret: messages come from the server's error document (which
 //! never echoes the secret key) or from our own text.
+//!
+//! Imports: `store::credentials` (credential errors); nothing above the
+//! store.
 
 use std::time::Duration;
 
@@ -121,30 +128,6 @@ impl StoreError {
         }
     }
 
-    /// The errno the filesystem answers for this error. This is the only
-    /// place where store errors become errnos.
-    pub fn to_errno(&self) -> i32 {
-        match self {
-            StoreError::NotFound { .. } | StoreError::NoSuchBucket { .. } => libc_errno::ENOENT,
-            StoreError::AccessDenied { .. }
-            | StoreError::ClockSkew { .. }
-            | StoreError::Credentials(_) => libc_errno::EACCES,
-            StoreError::InvalidRange { .. } | StoreError::InvalidArgument(_) => libc_errno::EINVAL,
-            StoreError::PreconditionFailed { .. } | StoreError::AppendPositionMismatch { .. } => {
-                libc_errno::EAGAIN
-            }
-            StoreError::KeyTooLong { .. } => libc_errno::ENAMETOOLONG,
-            StoreError::TooLarge(_) => libc_errno::EFBIG,
-            StoreError::Unsupported(_) => libc_errno::ENOTSUP,
-            StoreError::Timeout(_) => libc_errno::ETIMEDOUT,
-            StoreError::Service { .. }
-            | StoreError::Unreachable { .. }
-            | StoreError::Tls { .. }
-            | StoreError::Connection(_)
-            | StoreError::Malformed(_) => libc_errno::EIO,
-        }
-    }
-
     /// Build the typed error for an error document's code.
     pub fn from_service(
         status: u16,
@@ -202,38 +185,5 @@ impl StoreError {
                 request_id,
             },
         }
-    }
-}
-
-/// The errno values we use, spelled out so the store does not depend on libc.
-pub mod libc_errno {
-    pub const ENOENT: i32 = 2;
-    pub const EIO: i32 = 5;
-    pub const EAGAIN: i32 = 11;
-    pub const EACCES: i32 = 13;
-    pub const EINVAL: i32 = 22;
-    pub const EFBIG: i32 = 27;
-    pub const ENAMETOOLONG: i32 = 36;
-    pub const ENOTSUP: i32 = 95;
-    pub const ETIMEDOUT: i32 = 110;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_codes_to_errnos() {
-        let e = StoreError::from_service(404, "NoSuchKey", "", None, "a", "b");
-        assert_eq!(e.to_errno(), libc_errno::ENOENT);
-        let e = StoreError::from_service(403, "SignatureDoesNotMatch", "sig", None, "a", "b");
-        assert_eq!(e.to_errno(), libc_errno::EACCES);
-        let e = StoreError::from_service(403, "RequestTimeTooSkewed", "15 min", None, "a", "b");
-        assert!(e.to_string().contains("clock skew"));
-        let e = StoreError::from_service(503, "SlowDown", "", None, "a", "b");
-        assert!(e.is_retryable());
-        assert_eq!(e.to_errno(), libc_errno::EIO);
-        let e = StoreError::from_service(400, "InvalidArgument", "", None, "a", "b");
-        assert!(!e.is_retryable());
     }
 }

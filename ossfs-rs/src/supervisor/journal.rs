@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex};
 
 use tracing::warn;
 
-use crate::fs::journal::{JournalOp, JournalSink, Restored};
+use crate::fs::journal::{JournalOp, JournalSink};
+use crate::fs::replay::Restored;
 
 /// The log is compacted once it exceeds this size (and 4x the snapshot).
 pub const COMPACT_BYTES: u64 = 64 * 1024 * 1024;

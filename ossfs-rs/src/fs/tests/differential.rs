@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::harness::{Env, caller};
-use crate::fs::{FsError, Kind, SetAttr};
+use crate::fs::{FsError, Kind, SetAttr, ToErrno};
 
 const DIRS: [&str; 3] = ["d0", "d1", "d2"];
 const FILES: [&str; 3] = ["f0", "f1", "f2"];

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::harness::{self, Env, caller};
 use super::os;
-use crate::fs::Fs;
+use crate::fs::{Fs, ToErrno};
 
 const MIB: usize = 1024 * 1024;
 
