@@ -9,6 +9,7 @@
 
 pub use crate::config::{MountOptions, Source};
 pub use crate::supervisor::control;
+pub use crate::supervisor::protocol::supervise_command;
 pub use crate::supervisor::state::{StateDir, SupervisorInfo, state_dir_for};
-pub use crate::supervisor::supervise::{alive, supervise_command};
+pub use crate::supervisor::supervise::watch::alive;
 pub use crate::sys::mountinfo::unescape_mountinfo;

@@ -5,6 +5,9 @@
 //! One JSON request per connection, one JSON line back. The socket is
 //! 0600 in the 0700 state directory, and the peer's uid is checked
 //! (SO_PEERCRED): root or the mount's owner only.
+//!
+//! Imports: [`super::state`] (the status it reports), `sys` (fd passing)
+//! and external crates. It knows the supervisor only through [`Handler`].
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -16,8 +19,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
-use super::fusedev;
 use super::state::{SupervisorInfo, WorkerInfo};
+use crate::sys::fd::{receive_fd, send_fd};
 
 /// A request on the control socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,7 +155,7 @@ fn handle(stream: UnixStream, handler: &dyn Handler) -> io::Result<()> {
         }
         Request::FuseFd => {
             send(&mut writer, &Response::ok("fd follows"))?;
-            fusedev::send_fd(stream.as_fd(), handler.fuse_fd())
+            send_fd(stream.as_fd(), handler.fuse_fd())
         }
     }
 }
@@ -203,7 +206,7 @@ fn call_inner(
     let response: Response = serde_json::from_slice(&reply)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad reply: {e}")))?;
     let fd = if want_fd && response.ok {
-        fusedev::receive_fd(stream.as_fd())?
+        receive_fd(stream.as_fd())?
     } else {
         None
     };

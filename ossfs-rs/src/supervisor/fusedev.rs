@@ -12,15 +12,20 @@
 //! `unique = 0` and `error = code` is a notification; FUSE_NOTIFY_RESEND
 //! (code 7) has no body and asks the kernel to queue again every request a
 //! reader took but did not answer.
+//!
+//! Passing the fd between processes (inheritance, SCM_RIGHTS) is generic
+//! Linux and lives in [`crate::sys::fd`].
+//!
+//! Imports: `sys` (fd passing), std, libc and nix.
 
-use std::io::{self, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::process::Command;
 
-use nix::sys::socket::{
-    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, socketpair,
-};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+
+use crate::sys::fd::{inherit_fd, receive_fd};
 
 /// FUSE_INIT's opcode.
 const FUSE_INIT: u32 = 26;
@@ -146,59 +151,6 @@ fn mount_with_fusermount(mountpoint: &Path, spec: &MountSpec) -> io::Result<Owne
         ))),
         Err(e) => Err(e),
     }
-}
-
-/// Let the child started by `cmd` inherit `fd` under the same number.
-pub fn inherit_fd(cmd: &mut Command, fd: RawFd) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: fcntl is async-signal-safe; the closure touches no memory.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Receive one fd sent with SCM_RIGHTS on `sock` (`None` at EOF).
-pub fn receive_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
-    let mut byte = [0u8; 1];
-    let mut iov = [IoSliceMut::new(&mut byte)];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(io::Error::from)?;
-    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(fds) = cmsg
-            && let Some(&fd) = fds.first()
-        {
-            // SAFETY: the kernel just gave us this fd; nobody else owns it.
-            return Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) }));
-        }
-    }
-    Ok(None)
-}
-
-/// Send `fd` with SCM_RIGHTS on `sock`, with a one-byte message.
-pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
-    use nix::sys::socket::{ControlMessage, sendmsg};
-    let raw = [fd.as_raw_fd()];
-    let iov = [io::IoSlice::new(b"F")];
-    sendmsg::<()>(
-        sock.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmRights(&raw)],
-        MsgFlags::empty(),
-        None,
-    )
-    .map_err(io::Error::from)?;
-    Ok(())
 }
 
 /// Read the INIT request the kernel queues on a new connection.

@@ -9,19 +9,46 @@
 //! open handles, staging files and the answers of non-idempotent requests
 //! across workers (DESIGN.md section 5, docs/operations.md).
 //!
-//! - [`supervise`]: the supervisor loop, restarts, upgrades.
-//! - [`worker`]: the worker process.
+//! The processes and what they exchange:
+//! - [`protocol`]: what the supervisor and its children hand each other:
+//!   the `__worker` and `__supervise` command lines, the credentials
+//!   pipe, the saved mount request, the worker's exit codes;
+//! - [`supervise`]: the supervisor: the first mount and readiness
+//!   (`start`), the restart loop with its crash-loop backoff (`restart`),
+//!   live upgrades (`upgrade`), and the watch a worker keeps on its
+//!   supervisor (`watch`);
+//! - [`worker`]: the worker process;
+//! - [`setup`]: from a mount request to a store client, filesystem
+//!   settings and mount options (the preflight check, the credentials).
+//!
+//! The kernel side:
+//! - [`fusedev`]: mounting, INIT, resend and raw replies on `/dev/fuse`;
 //! - [`handoff`]: starting fuser on an already initialised connection.
-//! - [`fusedev`]: mounting, INIT, resend and raw replies.
-//! - [`journal`]: the journal file; [`inflight`]: the in-flight table;
-//!   [`ledger`]: per-request bookkeeping in the FUSE adapter.
+//!
+//! What survives a worker:
+//! - [`state`]: the state directory of a mount;
+//! - [`journal`]: the journal file. The in-flight table and the
+//!   per-request ledger that writes to the journal live in the FUSE
+//!   adapter ([`crate::fuse::inflight`], [`crate::fuse::ledger`]).
+//!
+//! The operator's side:
 //! - [`control`]: the control socket; [`status`]: `ossfs-rs status` and
-//!   `ossfs-rs upgrade`; [`state`]: the state directory.
+//!   `ossfs-rs upgrade`.
+//!
+//! Inside the folder, `protocol`, `state`, `setup`, `fusedev` and
+//! `control` are the bottom: the supervisor (`supervise`) and the worker
+//! import them and never each other, except that a worker uses
+//! [`supervise::watch`] to replace a dead supervisor.
+//!
+//! Imports: `config` and `check` (the mount's configuration), `fuse`
+//! (the adapter a worker serves, its ledger and in-flight table), `fs`,
+//! `store`, `metrics` and `sys`.
 
 pub mod control;
 pub mod fusedev;
 pub mod handoff;
 pub mod journal;
+pub mod protocol;
 pub mod setup;
 pub mod state;
 pub mod status;

@@ -9,6 +9,8 @@
 //! the kernel's INIT request, the journal, the in-flight table, the
 //! control socket, and two small JSON
 //! files describing the supervisor and the worker for `ossfs-rs status`.
+//!
+//! Imports: std, libc, serde and serde_json only.
 
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
@@ -51,6 +53,19 @@ pub fn state_dir_for(mountpoint: &Path) -> PathBuf {
     runtime_dir().join(format!("{h:016x}-{tail}"))
 }
 
+/// The state directories of this user's mounts.
+pub fn all_state_dirs() -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(runtime_dir()) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("supervisor.json").exists())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 /// The files of one state directory.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -81,6 +96,22 @@ impl StateDir {
     }
     pub fn worker(&self) -> PathBuf {
         self.dir.join("worker.json")
+    }
+
+    /// Remove the files of a mount's state (not the directory, nor the
+    /// staging files a mount may keep in it).
+    pub fn remove_files(&self) {
+        for f in [
+            self.args(),
+            self.init(),
+            self.journal(),
+            self.inflight(),
+            self.control(),
+            self.supervisor(),
+            self.worker(),
+        ] {
+            let _ = std::fs::remove_file(f);
+        }
     }
 
     /// Write `value` as JSON to `path` atomically, mode 0600.

@@ -1,5 +1,8 @@
 //! `ossfs-rs status` and `ossfs-rs upgrade`: the operator's view of the
 //! supervised mounts of this host, through each supervisor's control socket.
+//!
+//! Imports: [`super::control`] and [`super::state`] only: the operator's
+//! side talks to a supervisor through its socket, never in process.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -96,7 +99,7 @@ pub fn run_status(args: StatusArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         },
-        None => super::supervise::all_state_dirs(),
+        None => state::all_state_dirs(),
     };
     let rows: Vec<Row> = dirs.into_iter().map(row).collect();
     if args.json {

@@ -2,20 +2,26 @@
 //! supervisor keeps.
 //!
 //! `ossfs-rs __worker` is started by a supervisor with the `/dev/fuse` fd
-//! (inherited), the credentials on a pipe, and a pipe to say "ready" on.
-//! It reloads the journal (node ids, handles, staging files of open
-//! writers), starts the fuser session through the INIT relay
-//! ([`super::handoff`]), and then, on a restart, gets the requests the
-//! dead worker left: FUSE_NOTIFY_RESEND where the kernel offers it, else
-//! EIO for each request recorded in the in-flight table.
+//! (inherited), the credentials on a pipe, and a pipe to say "ready" on
+//! ([`super::protocol`]). It reloads the journal (node ids, handles,
+//! staging files of open writers), starts the fuser session through the
+//! INIT relay ([`super::handoff`]), and then, on a restart, gets the
+//! requests the dead worker left: FUSE_NOTIFY_RESEND where the kernel
+//! offers it, else EIO for each request recorded in the in-flight table.
 //!
 //! It also keeps the mount alive on its own: if the supervisor dies, the
-//! worker starts a new one (`__supervise --worker-pid`), which adopts it.
-//! SIGUSR2 makes it drain for a live upgrade: stop taking requests, finish
-//! those in flight, exit with [`EXIT_HANDOFF`].
+//! worker starts a new one (`__supervise --worker-pid`), which adopts it
+//! ([`super::supervise::watch`]). SIGUSR2 makes it drain for a live
+//! upgrade: stop taking requests, finish those in flight, exit with
+//! [`EXIT_HANDOFF`].
+//!
+//! Imports: the supervisor's [`super::protocol`], [`super::setup`],
+//! [`super::state`], [`super::journal`], [`super::handoff`],
+//! [`super::fusedev`] and [`super::supervise::watch`] (never the
+//! supervisor's loop); `config`, `fs` and `fuse` (what it serves) and
+//! `metrics` (its endpoint and store wrapper).
 
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,8 +32,10 @@ use tracing::{error, info, warn};
 use super::fusedev;
 use super::handoff;
 use super::journal::FileJournal;
+use super::protocol::{ConnectionArgs, EXIT_HANDOFF, load_request, read_creds_pipe};
 use super::setup::{self, ServeError};
 use super::state::{StateDir, WorkerInfo, now_secs};
+use super::supervise::watch::watch_supervisor;
 use crate::config::MountRequest;
 use crate::fs::Fs;
 use crate::fs::journal::{JournalOp, JournalSink};
@@ -35,8 +43,6 @@ use crate::fuse::FuseFs;
 use crate::fuse::inflight::InFlight;
 use crate::fuse::ledger::Ledger;
 
-/// Exit status of a worker that drained for a live upgrade.
-pub const EXIT_HANDOFF: i32 = 75;
 /// How long a draining worker waits for its requests before leaving them
 /// to the next worker (which gets them resent).
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
@@ -46,14 +52,8 @@ const FUSE_THREADS: usize = 8;
 /// Arguments of `ossfs-rs __worker` (internal).
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
-    #[arg(long)]
-    pub state_dir: PathBuf,
-    /// The inherited `/dev/fuse` fd.
-    #[arg(long)]
-    pub fuse_fd: RawFd,
-    /// A pipe with the credentials (JSON), read to its end.
-    #[arg(long)]
-    pub creds_fd: Option<RawFd>,
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
     /// A pipe to write `ready` on.
     #[arg(long)]
     pub ready_fd: Option<RawFd>,
@@ -65,21 +65,12 @@ pub struct WorkerArgs {
     pub supervisor_pid: u32,
 }
 
-/// The credentials as they travel on the pipe.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct HandedCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub security_token: Option<String>,
-    pub source: String,
-}
-
 /// Run a worker; returns when the mount is gone (0), after a drain
 /// ([`EXIT_HANDOFF`]), or when it cannot serve (1).
 pub fn run(args: WorkerArgs) -> ExitCode {
     // SAFETY: the supervisor passed these fds to us for our exclusive use.
-    let fuse = unsafe { OwnedFd::from_raw_fd(args.fuse_fd) };
-    let state = StateDir::new(args.state_dir.clone());
+    let fuse = unsafe { OwnedFd::from_raw_fd(args.conn.fuse_fd) };
+    let state = StateDir::new(args.conn.state_dir.clone());
     let req = match load_request(&state) {
         Ok(r) => r,
         Err(e) => {
@@ -97,14 +88,6 @@ pub fn run(args: WorkerArgs) -> ExitCode {
     }
 }
 
-/// The mount request the supervisor saved.
-pub fn load_request(state: &StateDir) -> Result<MountRequest, ServeError> {
-    let argv: Vec<String> = state
-        .read_json(&state.args())
-        .map_err(|e| ServeError::Setup(format!("cannot read {}: {e}", state.args().display())))?;
-    crate::config::request::request_from_argv(&argv).map_err(ServeError::Usage)
-}
-
 fn serve(
     args: &WorkerArgs,
     state: &StateDir,
@@ -118,8 +101,8 @@ fn serve(
         .thread_name("ossfs-io")
         .build()
         .map_err(|e| setup_err("cannot start the async runtime", e))?;
-    let creds = match args.creds_fd {
-        Some(fd) => super::supervise::read_creds_pipe(fd).map_err(ServeError::Setup)?,
+    let creds = match args.conn.creds_fd {
+        Some(fd) => read_creds_pipe(fd).map_err(|e| ServeError::Setup(e.to_string()))?,
         None => None,
     };
     let mut store = setup::store(req, creds.clone())?;
@@ -203,7 +186,7 @@ fn serve(
         ledger.clone(),
         file_journal,
     );
-    super::supervise::watch_supervisor(args.supervisor_pid, state.dir.clone(), fuse.as_fd(), creds);
+    watch_supervisor(args.supervisor_pid, state.dir.clone(), fuse.as_fd(), creds);
 
     let result = background.join();
     runtime.shutdown_timeout(Duration::from_secs(5));

@@ -8,6 +8,8 @@
 //!   disk cache);
 //! - [`daemon`]: the background start with a readiness pipe, and the
 //!   detach of the started daemon;
+//! - [`fd`]: file descriptors that cross a process boundary (inherited by
+//!   a child, sent with SCM_RIGHTS);
 //! - [`readahead`]: the kernel's readahead of a mount's backing device;
 //! - [`heap`] and [`prefault`]: the allocator settings and the global
 //!   allocator of the binary.
@@ -16,6 +18,7 @@
 //! the crate: every other layer may import this one.
 
 pub mod daemon;
+pub mod fd;
 pub mod heap;
 pub mod mountinfo;
 pub mod prefault;
