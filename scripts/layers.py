@@ -100,6 +100,13 @@ def references(rel, text):
         ups = m.group(1).count("super::")
         base = me[: len(me) - ups] if ups <= len(me) else []
         found.add(tuple(base + m.group(2).split("::")))
+    # `use super::{a, b::c}` and `use super::super::{...}` groups.
+    for m in re.finditer(r"\buse\s+((?:super::)+)\{([^;]*)\}", text, re.S):
+        ups = m.group(1).count("super::")
+        base = me[: len(me) - ups] if ups <= len(me) else []
+        for item in re.findall(r"(\w+)(?:::|\s*[,}]|$)", m.group(2)):
+            if item != "self":
+                found.add(tuple(base + [item]))
     return found
 
 
@@ -192,21 +199,31 @@ def self_test():
                 f.write(text)
         return root
 
-    cases = {
-        "layer": {"store/mod.rs": "use crate::fs::Fs;\n", "fs/mod.rs": "pub struct Fs;\n"},
-        "island": {"fuse/mod.rs": "use crate::serve::S;\n", "serve/mod.rs": "pub struct S;\n"},
-        "cycle": {"fs/a.rs": "use super::b::B;\n", "fs/b.rs": "use super::a::A;\n"},
-        "size": {"sys/big.rs": "//! Big.\n" + "fn f() {}\n" * (MAX_LINES + 1)},
-    }
+    cases = [
+        ("layer", {"store/mod.rs": "use crate::fs::Fs;\n", "fs/mod.rs": "pub struct Fs;\n"}),
+        ("island", {"fuse/mod.rs": "use crate::serve::S;\n", "serve/mod.rs": "pub struct S;\n"}),
+        ("cycle", {"fs/a.rs": "use super::b::B;\n", "fs/b.rs": "use super::a::A;\n"}),
+        ("cycle", {"fs/a.rs": "use super::{b, c};\n", "fs/b.rs": "use super::super::fs::a::A;\n", "fs/c.rs": ""}),
+        ("size", {"sys/big.rs": "//! Big.\n" + "fn f() {}\n" * (MAX_LINES + 1)}),
+    ]
     clean = {"store/mod.rs": "use crate::sys::x;\n#[cfg(test)]\nmod tests {\n    use crate::cli::C;\n}\n",
              "sys/x.rs": "//! Length: a table.\n" + "fn f() {}\n" * (MAX_LINES + 1), "cli/mod.rs": "use crate::serve::S;\n",
              "serve/mod.rs": "use crate::store::T;\n"}
+    import shutil
+
+    def check_tree(files):
+        root = tree(files)
+        try:
+            return check(root)
+        finally:
+            shutil.rmtree(root)
+
     failed = []
-    for kind, files in cases.items():
-        found = check(tree(files))
+    for kind, files in cases:
+        found = check_tree(files)
         if not any(p.startswith(kind + ":") for p in found):
             failed.append(f"self-test: a {kind} problem was not reported (got {found})")
-    found = check(tree(clean))
+    found = check_tree(clean)
     if found:
         failed.append(f"self-test: a clean tree was reported: {found}")
     for f in failed:
