@@ -20,7 +20,8 @@ use super::error::FsError;
 use super::meta::{Kind, NodeInfo, PosixMeta, stored_mode};
 use super::xattr::{self, USER_NAMESPACE, XATTR_META};
 use super::{Entry, Fs, StatFs, XattrReply};
-use crate::store::{CopyOptions, MetadataDirective, UserMetadata, copy_object};
+use crate::store::{CopyOptions, MetadataDirective, UserMetadata};
+use crate::upload::copy_object;
 
 /// What a setattr asks to change.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -29,7 +29,8 @@ use super::error::FsError;
 use super::meta::{DIR_CONTENT_TYPE, Kind, NodeInfo, PosixMeta, stored_mode};
 use super::name::{check_name, is_within};
 use super::{Caller, Entry, Fs, lock};
-use crate::store::{CopyOptions, ListRequest, PutOptions, copy_object};
+use crate::store::{CopyOptions, ListRequest, PutOptions};
+use crate::upload::copy_object;
 
 /// Longest symlink target (Linux `PATH_MAX` minus the NUL).
 const SYMLINK_MAX: usize = 4095;

@@ -1,14 +1,42 @@
 //! The object-store layer: one REST client, three dialects (OSS, COS, S3).
 //!
-//! Everything above this module (the filesystem, the CSI plugin, `check`,
-//! the demo) talks to the [`ObjectStore`] trait and never to HTTP, so the
-//! data path can be tested without FUSE and the store without a mount.
+//! Everything above this module (the filesystem, the uploads, the CSI
+//! plugin, `check`, the demo) talks to the [`ObjectStore`] trait and never
+//! to HTTP, so the data path can be tested without FUSE and the store
+//! without a mount.
 //!
 //! Inside, a request goes through three pure steps and one impure one, the
 //! way opendal's services do it: a dialect-specific *builder* turns an
 //! operation into an [`sign::HttpRequest`] (no I/O), a [`sign::Signer`] adds
 //! the authorization, and [`client::RestClient`] sends it with retries and
-//! parses the reply ([`xml`], [`error`]).
+//! parses the reply. The files:
+//!
+//! - this file: the [`ObjectStore`] trait, the one interface of the layer;
+//! - `types.rs`: the values that cross it (metadata, ranges, listings,
+//!   options, parts) and `gather`, one buffer from a body stream;
+//! - `dialect.rs`: [`Provider`], the personality of each dialect (header
+//!   prefixes, listing style, part and copy limits, append and symlinks);
+//! - `request.rs`: the pure per-operation request builders (`Target`);
+//! - `sign/`: the four signers (OSS V1, OSS V4, COS, SigV4), clock injected;
+//! - `credentials/`: key sources (static, environment, passwd files, STS
+//!   directory) and the resolver;
+//! - `client/`: [`RestClient`], the one implementation of the trait: its
+//!   config (`config.rs`), the send loop with retries (`mod.rs`), body
+//!   reading with resume after a break (`body.rs`), and replies into
+//!   results (`response.rs`);
+//! - `transport.rs` (and `transport/tests.rs`): the pooled HTTP/1.1 client
+//!   over our own connector, with connect and read timeouts;
+//! - `retry.rs`: the retry policy (attempts, jittered backoff, the
+//!   `Retry-After` of a 503 or 429 answer, the cap);
+//! - `xml.rs` and `xml/`: parsing of error, listing, multipart, copy and
+//!   delete documents, and the two request bodies (complete, delete);
+//! - `error.rs`: [`StoreError`], the layer's one error type.
+//!
+//! A copy of any size (one CopyObject or a multipart part-copy) is built on
+//! the trait's primitives one layer up, in the upload layer's `copy_object`.
+//!
+//! Imports: nothing of the crate outside this folder (it is the bottom
+//! layer above `sys`, and needs nothing of `sys` either).
 
 pub mod client;
 pub mod credentials;
@@ -21,7 +49,7 @@ pub mod transport;
 pub mod types;
 pub mod xml;
 
-pub use client::{ClientConfig, RestClient, SignatureVersion, copy_object};
+pub use client::{ClientConfig, RestClient, SignatureVersion};
 pub use credentials::{CredentialProvider, Credentials};
 pub use dialect::Provider;
 pub use error::{StoreError, StoreResult};
@@ -68,7 +96,8 @@ pub trait ObjectStore: Send + Sync + 'static {
 
     /// Server-side copy within the bucket of an object no larger than the
     /// dialect's single-copy limit. Larger objects go through
-    /// [`ObjectStore::upload_part_copy`]; [`copy_object`] picks the way.
+    /// [`ObjectStore::upload_part_copy`]; the upload layer's `copy_object`
+    /// picks the way.
     async fn copy(&self, src: &str, dst: &str, opts: &CopyOptions) -> StoreResult<PutResult>;
 
     /// Start a multipart upload.

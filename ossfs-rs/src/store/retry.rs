@@ -13,13 +13,17 @@
 //! the policy stays a pure function that tests can probe at any attempt,
 //! and it is the scheme the AWS SDKs use in their standard retry mode.
 //!
-//! A server hint (`Retry-After`, in seconds or as an HTTP date) replaces the
-//! exponential part: we wait the hint plus up to `base_delay` of jitter, so
-//! clients told the same instant do not all return at once. Every delay is
-//! clamped to `max_delay`, hint or not: a filesystem call must not hang on a
-//! server's say-so, and the caller still has the attempt bound to give up.
-//! OSS's `x-oss-qos-delay-time` reports throttling of a request that was
-//! served, not when to retry, so it is not a hint here.
+//! A server hint replaces the exponential part: a 503 or 429 answer that
+//! carries `Retry-After` (in seconds or as an HTTP date, see
+//! [`retry_after`]) makes us wait the hint plus up to `base_delay` of
+//! jitter, so clients told the same instant do not all return at once.
+//! Every delay is clamped to `max_delay`, hint or not: a filesystem call
+//! must not hang on a server's say-so, and the attempt bound
+//! ([`RetryConfig::may_retry`]) holds with a hint as without one. OSS's
+//! `x-oss-qos-delay-time` reports throttling of a request that was served,
+//! not when to retry, so it is not a hint here.
+//!
+//! Imports: nothing of the crate (a doc link to `store::error` aside).
 
 use std::time::{Duration, SystemTime};
 
@@ -73,7 +77,7 @@ impl RetryConfig {
 
     /// How long to wait after attempt `attempt` (1-based) failed, before the
     /// next one. `retry_after` is the server's hint, if it gave one (see
-    /// [`retry_after_hint`]). Never more than `max_delay`.
+    /// [`retry_after`]). Never more than `max_delay`.
     pub fn delay<R: Rng + ?Sized>(
         &self,
         attempt: u32,
@@ -86,6 +90,13 @@ impl RetryConfig {
         };
         delay.min(self.max_delay)
     }
+
+    /// [`delay`](Self::delay) drawn from the thread's RNG: the wait the
+    /// client sleeps. That RNG is not `Send`, so it is drawn here, in a
+    /// plain function, never held across an `.await`.
+    pub fn jittered_delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        self.delay(attempt, retry_after, &mut rand::rng())
+    }
 }
 
 /// A uniformly random duration in `[0, max]`, at nanosecond resolution.
@@ -94,8 +105,18 @@ fn uniform_up_to<R: Rng + ?Sized>(max: Duration, rng: &mut R) -> Duration {
     Duration::from_nanos(rng.random_range(0..=max_nanos))
 }
 
+/// The wait a failed answer asks for: its `Retry-After` when the status is
+/// 503 (Service Unavailable, SlowDown) or 429 (Too Many Requests), the two
+/// answers that mean "come back later". Other statuses' hints are ignored.
+pub fn retry_after(status: u16, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    match status {
+        429 | 503 => retry_after_hint(headers, now),
+        _ => None,
+    }
+}
+
 /// The server's `Retry-After` hint, if the reply carries a usable one.
-pub fn retry_after_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+fn retry_after_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
     parse_retry_after(value, now)
 }
@@ -103,7 +124,7 @@ pub fn retry_after_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration
 /// A `Retry-After` value (RFC 9110 section 10.2.3): whole seconds, or an
 /// HTTP date, read against `now`. A date already past means "now"
 /// (`Duration::ZERO`). Anything else is ignored (`None`).
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // Absurdly long digit strings overflow u64: treat them as "very long".
@@ -241,5 +262,61 @@ mod tests {
             retry_after_hint(&headers, now),
             Some(Duration::from_secs(7))
         );
+    }
+
+    fn with_retry_after(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static(value),
+        );
+        headers
+    }
+
+    #[test]
+    fn retry_after_is_honoured_on_503_and_429_only() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        let seconds = with_retry_after("3");
+        let date = with_retry_after("Sun, 06 Nov 1994 08:49:47 GMT");
+        assert_eq!(
+            retry_after(503, &seconds, now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(retry_after(503, &date, now), Some(Duration::from_secs(10)));
+        assert_eq!(
+            retry_after(429, &seconds, now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(retry_after(429, &date, now), Some(Duration::from_secs(10)));
+        for status in [200, 301, 404, 412, 500, 502, 504] {
+            assert_eq!(retry_after(status, &seconds, now), None, "{status}");
+        }
+        assert_eq!(retry_after(503, &HeaderMap::new(), now), None);
+        assert_eq!(retry_after(503, &with_retry_after("soon"), now), None);
+    }
+
+    #[test]
+    fn a_retry_after_answer_waits_the_hint_up_to_max_delay() {
+        let c = config();
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        let mut rng = StdRng::seed_from_u64(11);
+        // The hint, not the first attempt's 100 ms ceiling, sets the wait.
+        let hint = retry_after(503, &with_retry_after("Sun, 06 Nov 1994 08:49:39 GMT"), now);
+        for _ in 0..100 {
+            let d = c.delay(1, hint, &mut rng);
+            assert!(d >= Duration::from_secs(2), "{d:?}");
+            assert!(d <= Duration::from_secs(2) + c.base_delay, "{d:?}");
+        }
+        // A long hint in either form is cut to max_delay.
+        for long in ["3600", "Mon, 07 Nov 1994 08:49:37 GMT"] {
+            let hint = retry_after(429, &with_retry_after(long), now);
+            assert!(hint > Some(c.max_delay), "{long}");
+            assert_eq!(c.delay(1, hint, &mut rng), c.max_delay, "{long}");
+        }
+        // A past date means "now": only the jitter is left.
+        let past = retry_after(503, &with_retry_after("Sun, 06 Nov 1994 08:00:00 GMT"), now);
+        assert_eq!(past, Some(Duration::ZERO));
+        assert!(c.delay(4, past, &mut rng) <= c.base_delay);
+        assert!(c.jittered_delay(1, Some(Duration::from_secs(3600))) == c.max_delay);
     }
 }

@@ -11,7 +11,7 @@
 //! queue). Close then only uploads the last parts and completes.
 //!
 //! The staging file stays the source of truth, so every fallback is the
-//! plain whole-file upload of [`crate::upload`]:
+//! plain whole-file upload at close ([`super::whole`]):
 //!
 //! - a write or truncate below [`StreamUpload::frozen`] (bytes already sent)
 //!   makes the stream stale; it is aborted and the close uploads the whole
@@ -28,6 +28,10 @@
 //! The stored modification time of a streamed file is the time its upload
 //! was created (object metadata is fixed then), not the time of its last
 //! write.
+//!
+//! Imports: `memory`, `metrics` (the uploads-in-flight gauge), `store`, and
+//! the siblings `error` and `part` (each part goes out through
+//! `send_part`, as in the whole-file upload).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -37,10 +41,11 @@ use std::time::SystemTime;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use super::error::UploadError;
+use super::part::{FilePart, send_part};
 use crate::memory::MemoryBudget;
 use crate::metrics::UploadGuard;
 use crate::store::{CompletedPart, ObjectStore, PutOptions, PutResult};
-use crate::upload::{FilePart, UploadError, send_part};
 
 /// One part on its way.
 type PartTask = JoinHandle<Result<CompletedPart, UploadError>>;
