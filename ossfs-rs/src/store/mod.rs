@@ -9,11 +9,15 @@
 //! operation into an [`sign::HttpRequest`] (no I/O), a [`sign::Signer`] adds
 //! the authorization, and [`client::RestClient`] sends it with retries and
 //! parses the reply ([`xml`], [`error`]).
+//!
+//! Wrappers that watch or disturb the calls (metrics, fault injection) are
+//! [`layer::StoreHooks`] around the one pass-through [`layer::HookedStore`].
 
 pub mod client;
 pub mod credentials;
 pub mod dialect;
 pub mod error;
+pub mod layer;
 pub mod request;
 pub mod retry;
 pub mod sign;
@@ -37,6 +41,9 @@ use bytes::Bytes;
 /// future abandons the request; it never leaves a half-written object
 /// visible (a PUT is atomic on every supported store, and a multipart upload
 /// is invisible until completed).
+///
+/// No method has a default body: [`layer::HookedStore`], the one wrapper
+/// that watches or disturbs calls, must forward each one.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
     /// The dialect this store speaks; callers use it for limits only.
