@@ -7,39 +7,48 @@
 //! any number of requests are in flight at once; with `Config { n_threads }`
 //! several threads read the one `/dev/fuse` fd (never `clone_fd`, see
 //! DESIGN.md section 5). There is no logic here: errors become errnos
-//! through [`ToErrno`] (the one errno mapping, `fs::errno`), and are logged
+//! through `fs::ToErrno` (the one errno mapping, in `fs/errno.rs`), and are logged
 //! at debug level when they are ordinary answers (ENOENT of a lookup) or at
 //! warn level otherwise.
 //!
+//! Every request is counted in the metrics (`ossfs_fuse_*`: requests,
+//! latency, errors by errno, bytes) in one place, `FuseFs::spawn` (or
+//! `FuseFs::answer_now` for the few answered on the FUSE thread): each
+//! operation's task returns how it replied ([`Replied`]), and the wrapper
+//! records it with the time since the request arrived.
+//!
+//! The parts:
+//! - this file: [`FuseFs`], the entry point [`new`], and the wrapper that
+//!   runs, times and counts each request;
+//! - `ops`: the `impl fuser::Filesystem`, one short method per operation;
+//! - `reply`: replies, errno conversion, the readdir sinks;
+//! - `once`: at-most-once semantics of resent requests;
+//! - [`ledger`], [`inflight`]: the resend bookkeeping of a supervised worker.
+//!
 //! The entry point is [`new`]: build the filesystem, then hand it to
 //! `fuser::Session::new(fs, mountpoint, &config)` (or `fuser::mount`).
+//!
+//! Imports: `crate::fs`, `crate::store` (the trait), `crate::metrics`,
+//! `crate::sys` (the request size); this file imports only `ledger` of its
+//! children, which import it and each other without a cycle.
 
 pub mod inflight;
 pub mod ledger;
+mod once;
+mod ops;
+mod reply;
 
-use std::ffi::{OsStr, OsString};
 use std::future::Future;
-use std::io;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::Instant;
 
-use bytes::Bytes;
-use fuser::{
-    Errno, FileHandle, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner,
-    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
-    WriteFlags,
-};
+use fuser::Request;
 use tokio::runtime::Handle;
-use tracing::{Instrument, Span, debug, debug_span, warn};
+use tracing::{Instrument, Span};
 
-use crate::fs::ToErrno;
-use crate::fs::journal::Answer;
-use crate::fs::{
-    Caller, DirPlusSink, DirSink, Entry, Fs, FsConfig, FsError, Kind, SetAttr, XattrReply,
-};
-use crate::fuse::ledger::{Ledger, is_resent};
+use crate::fs::{Fs, FsConfig, FsError};
+use crate::fuse::ledger::Ledger;
+use crate::metrics::{FuseOp, METRICS, Replied};
 use crate::store::ObjectStore;
 
 /// Largest write the kernel sends in one request (this kernel's cap is
@@ -92,14 +101,22 @@ impl FuseFs {
         &self.fs
     }
 
-    /// Serve one request on the runtime. A draining worker (live
-    /// upgrade) neither serves nor answers it: `work` (which owns the
-    /// reply) is forgotten, because dropping a fuser reply answers EIO, and
-    /// the next worker gets the request again from the kernel.
-    fn spawn<F>(&self, req: &Request, span: Span, work: impl FnOnce(Arc<Fs>, Arc<Ledger>) -> F)
-    where
-        F: Future<Output = ()> + Send + 'static,
+    /// Serve one request of `op` on the runtime; `work` replies and says
+    /// how ([`Replied`]), which is counted with the time since now. A
+    /// draining worker (live upgrade) neither serves nor answers it:
+    /// `work` (which owns the reply) is forgotten, because dropping a fuser
+    /// reply answers EIO, and the next worker gets the request again from
+    /// the kernel (and counts it).
+    fn spawn<F>(
+        &self,
+        op: FuseOp,
+        req: &Request,
+        span: Span,
+        work: impl FnOnce(Arc<Fs>, Arc<Ledger>) -> F,
+    ) where
+        F: Future<Output = Replied> + Send + 'static,
     {
+        let started = Instant::now();
         let Some(ticket) = self.ledger.begin(req.unique().0) else {
             std::mem::forget(work);
             return;
@@ -107,7 +124,8 @@ impl FuseFs {
         let task = work(self.fs.clone(), self.ledger.clone());
         let mut task = Box::pin(
             async move {
-                task.await;
+                let replied = task.await;
+                METRICS.fuse(op, started.elapsed(), replied);
                 drop(ticket);
             }
             .instrument(span),
@@ -126,593 +144,13 @@ impl FuseFs {
             self.rt.spawn(task);
         }
     }
-}
 
-/// The errno of `e`, logged according to how surprising it is.
-fn errno(e: &FsError) -> Errno {
-    if e.is_expected() {
-        debug!(error = %e, "answered with an error");
-    } else {
-        warn!(error = %e, errno = e.errno(), "operation failed");
-    }
-    Errno::from_i32(e.errno())
-}
-
-fn caller(req: &Request) -> Caller {
-    Caller {
-        uid: req.uid(),
-        gid: req.gid(),
-    }
-}
-
-fn reply_entry(result: Result<Entry, FsError>, reply: ReplyEntry) {
-    match result {
-        Ok(e) => reply.entry(&e.ttl, &e.attr, Generation(0)),
-        Err(e) => reply.error(errno(&e)),
-    }
-}
-
-fn reply_attr(result: Result<Entry, FsError>, reply: ReplyAttr) {
-    match result {
-        Ok(e) => reply.attr(&e.ttl, &e.attr),
-        Err(e) => reply.error(errno(&e)),
-    }
-}
-
-fn reply_empty(result: Result<(), FsError>, reply: ReplyEmpty) {
-    match result {
-        Ok(()) => reply.ok(),
-        Err(e) => reply.error(errno(&e)),
-    }
-}
-
-fn reply_xattr(result: Result<XattrReply, FsError>, reply: ReplyXattr) {
-    match result {
-        Ok(XattrReply::Size(n)) => reply.size(n),
-        Ok(XattrReply::Data(d)) => reply.data(&d),
-        Err(e) => reply.error(errno(&e)),
-    }
-}
-
-/// Run a request that creates a node (mkdir, mknod, symlink) at most
-/// once: a resent request whose first attempt finished gets that answer
-/// again; one whose first attempt got as far as the store finds the node
-/// there (EEXIST from itself), which is success too.
-async fn entry_once(
-    fs: &Fs,
-    ledger: &Ledger,
-    unique: u64,
-    parent: u64,
-    name: &OsStr,
-    run: impl Future<Output = Result<Entry, FsError>>,
-) -> Result<Entry, FsError> {
-    if let Some(Answer::Entry { ino }) = ledger.replayed(unique) {
-        return fs.getattr(ino).await;
-    }
-    let result = match run.await {
-        Err(e) if is_resent(unique) && e.errno() == libc::EEXIST => fs.lookup(parent, name).await,
-        other => other,
-    };
-    if let Ok(e) = &result {
-        ledger.remember(unique, Answer::Entry { ino: e.attr.ino.0 });
-    }
-    result
-}
-
-/// Run a request that removes or moves a name (unlink, rmdir, rename) at
-/// most once: a resent one whose first attempt already did it succeeds
-/// instead of failing with `gone` (ENOENT).
-async fn done_once(
-    ledger: &Ledger,
-    unique: u64,
-    run: impl Future<Output = Result<(), FsError>>,
-) -> Result<(), FsError> {
-    if let Some(Answer::Done) = ledger.replayed(unique) {
-        return Ok(());
-    }
-    let result = match run.await {
-        Err(e) if is_resent(unique) && e.errno() == libc::ENOENT => Ok(()),
-        other => other,
-    };
-    if result.is_ok() {
-        ledger.remember(unique, Answer::Done);
-    }
-    result
-}
-
-fn time(t: TimeOrNow) -> SystemTime {
-    match t {
-        TimeOrNow::SpecificTime(t) => t,
-        TimeOrNow::Now => SystemTime::now(),
-    }
-}
-
-struct DirReply(ReplyDirectory);
-
-impl DirSink for DirReply {
-    fn add(&mut self, ino: u64, offset: u64, kind: Kind, name: &str) -> bool {
-        self.0.add(INodeNo(ino), offset, kind.file_type(), name)
-    }
-}
-
-struct DirPlusReply(ReplyDirectoryPlus);
-
-impl DirPlusSink for DirPlusReply {
-    fn add(&mut self, offset: u64, name: &str, entry: &Entry) -> bool {
-        self.0.add(
-            entry.attr.ino,
-            offset,
-            name,
-            &entry.ttl,
-            &entry.attr,
-            Generation(0),
-        )
-    }
-}
-
-impl fuser::Filesystem for FuseFs {
-    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
-        let wanted = InitFlags::FUSE_DO_READDIRPLUS
-            | InitFlags::FUSE_READDIRPLUS_AUTO
-            | InitFlags::FUSE_PARALLEL_DIROPS;
-        if let Err(missing) = config.add_capabilities(wanted) {
-            debug!(?missing, "kernel lacks some FUSE capabilities");
-        }
-        if let Err(max) = config.set_max_readahead(MAX_WRITE) {
-            debug!(max, "kernel caps the readahead size");
-            let _ = config.set_max_readahead(max);
-        }
-        if let Err(max) = config.set_max_write(MAX_WRITE) {
-            debug!(max, "kernel caps the write size");
-            let _ = config.set_max_write(max);
-        }
-        Ok(())
-    }
-
-    fn destroy(&mut self) {
-        // Unmounted with files still open (lazy unmount): upload what they
-        // staged, as their release would have.
-        let fs = self.fs.clone();
-        let result = self.rt.block_on(async move { fs.flush_all().await });
-        if let Err(e) = result {
-            warn!(error = %e, "could not upload every staged file at unmount");
-        }
-    }
-
-    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let name = name.to_owned();
-        let span = debug_span!("lookup", parent = parent.0, name = ?name);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            reply_entry(fs.lookup(parent.0, &name).await, reply);
-        });
-    }
-
-    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.fs.forget(ino.0, nlookup);
-    }
-
-    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let span = debug_span!("getattr", ino = ino.0);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            reply_attr(fs.getattr(ino.0).await, reply);
-        });
-    }
-
-    fn setattr(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<TimeOrNow>,
-        mtime: Option<TimeOrNow>,
-        _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
-        _crtime: Option<SystemTime>,
-        _chgtime: Option<SystemTime>,
-        _bkuptime: Option<SystemTime>,
-        _flags: Option<fuser::BsdFileFlags>,
-        reply: ReplyAttr,
-    ) {
-        let changes = SetAttr {
-            mode,
-            uid,
-            gid,
-            size,
-            atime: atime.map(time),
-            mtime: mtime.map(time),
-        };
-        let span = debug_span!("setattr", ino = ino.0, ?changes);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            reply_attr(fs.setattr(ino.0, changes).await, reply);
-        });
-    }
-
-    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
-        let span = debug_span!("readlink", ino = ino.0);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            match fs.readlink(ino.0).await {
-                Ok(target) => reply.data(&target),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
-    }
-
-    fn mknod(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        _umask: u32,
-        _rdev: u32,
-        reply: ReplyEntry,
-    ) {
-        let name = name.to_owned();
-        let who = caller(req);
-        let unique = req.unique().0;
-        let span = debug_span!("mknod", parent = parent.0, name = ?name, mode);
-        self.spawn(req, span, move |fs, ledger| async move {
-            let run = fs.mknod(parent.0, &name, mode, who);
-            let r = entry_once(&fs, &ledger, unique, parent.0, &name, run).await;
-            reply_entry(r, reply);
-        });
-    }
-
-    fn mkdir(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        _umask: u32,
-        reply: ReplyEntry,
-    ) {
-        let name = name.to_owned();
-        let who = caller(req);
-        let unique = req.unique().0;
-        let span = debug_span!("mkdir", parent = parent.0, name = ?name, mode);
-        self.spawn(req, span, move |fs, ledger| async move {
-            let run = fs.mkdir(parent.0, &name, mode, who);
-            let r = entry_once(&fs, &ledger, unique, parent.0, &name, run).await;
-            reply_entry(r, reply);
-        });
-    }
-
-    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let name = name.to_owned();
-        let unique = req.unique().0;
-        let span = debug_span!("unlink", parent = parent.0, name = ?name);
-        self.spawn(req, span, move |fs, ledger| async move {
-            let r = done_once(&ledger, unique, fs.unlink(parent.0, &name)).await;
-            reply_empty(r, reply);
-        });
-    }
-
-    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let name = name.to_owned();
-        let unique = req.unique().0;
-        let span = debug_span!("rmdir", parent = parent.0, name = ?name);
-        self.spawn(req, span, move |fs, ledger| async move {
-            let r = done_once(&ledger, unique, fs.rmdir(parent.0, &name)).await;
-            reply_empty(r, reply);
-        });
-    }
-
-    fn symlink(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        link_name: &OsStr,
-        target: &Path,
-        reply: ReplyEntry,
-    ) {
-        let name = link_name.to_owned();
-        let target = target.to_owned();
-        let who = caller(req);
-        let unique = req.unique().0;
-        let span = debug_span!("symlink", parent = parent.0, name = ?name, target = ?target);
-        self.spawn(req, span, move |fs, ledger| async move {
-            let run = fs.symlink(parent.0, &name, &target, who);
-            let r = entry_once(&fs, &ledger, unique, parent.0, &name, run).await;
-            reply_entry(r, reply);
-        });
-    }
-
-    fn rename(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        newparent: INodeNo,
-        newname: &OsStr,
-        flags: RenameFlags,
-        reply: ReplyEmpty,
-    ) {
-        let name = name.to_owned();
-        let newname: OsString = newname.to_owned();
-        let span = debug_span!(
-            "rename",
-            parent = parent.0,
-            name = ?name,
-            newparent = newparent.0,
-            newname = ?newname,
-            flags = flags.bits()
-        );
-        let unique = req.unique().0;
-        self.spawn(req, span, move |fs, ledger| async move {
-            let run = fs.rename(parent.0, &name, newparent.0, &newname, flags.bits());
-            reply_empty(done_once(&ledger, unique, run).await, reply);
-        });
-    }
-
-    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let span = debug_span!("open", ino = ino.0, flags = flags.0);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            match fs.open(ino.0, flags.0).await {
-                Ok(fh) if fs.keep_cache(fh) => {
-                    reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE)
-                }
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
-    }
-
-    fn read(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        size: u32,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyData,
-    ) {
-        let span = debug_span!("read", ino = ino.0, fh = fh.0, offset, size);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            match fs.read(ino.0, fh.0, offset, size).await {
-                Ok(data) => reply.data(&data),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
-    }
-
-    fn write(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        data: &[u8],
-        _write_flags: WriteFlags,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyWrite,
-    ) {
-        let data = Bytes::copy_from_slice(data);
-        let span = debug_span!("write", ino = ino.0, fh = fh.0, offset, len = data.len());
-        self.spawn(req, span, move |fs, _ledger| async move {
-            match fs.write(ino.0, fh.0, offset, data).await {
-                Ok(n) => reply.written(n),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
-    }
-
-    fn flush(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
-        let span = debug_span!("flush", ino = ino.0, fh = fh.0);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            reply_empty(fs.flush(ino.0, fh.0).await, reply);
-        });
-    }
-
-    fn release(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        _flush: bool,
-        reply: ReplyEmpty,
-    ) {
-        let span = debug_span!("release", ino = ino.0, fh = fh.0);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            reply_empty(fs.release(ino.0, fh.0).await, reply);
-        });
-    }
-
-    fn fsync(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
-        let span = debug_span!("fsync", ino = ino.0, fh = fh.0);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            reply_empty(fs.fsync(ino.0, fh.0).await, reply);
-        });
-    }
-
-    fn opendir(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let span = debug_span!("opendir", ino = ino.0);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            match fs.opendir(ino.0, flags.0).await {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
-    }
-
-    fn readdir(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        reply: ReplyDirectory,
-    ) {
-        let span = debug_span!("readdir", ino = ino.0, fh = fh.0, offset);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            let mut sink = DirReply(reply);
-            match fs.readdir(ino.0, fh.0, offset, &mut sink).await {
-                Ok(()) => sink.0.ok(),
-                Err(e) => sink.0.error(errno(&e)),
-            }
-        });
-    }
-
-    fn readdirplus(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        reply: ReplyDirectoryPlus,
-    ) {
-        let span = debug_span!("readdirplus", ino = ino.0, fh = fh.0, offset);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            let mut sink = DirPlusReply(reply);
-            match fs.readdirplus(ino.0, fh.0, offset, &mut sink).await {
-                Ok(()) => sink.0.ok(),
-                Err(e) => sink.0.error(errno(&e)),
-            }
-        });
-    }
-
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
-        reply_empty(self.fs.releasedir(fh.0), reply);
-    }
-
-    fn fsyncdir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
-        // Directory changes are requests already completed on the store.
-        reply.ok();
-    }
-
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let s = self.fs.statfs();
-        reply.statfs(
-            s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
-        );
-    }
-
-    fn setxattr(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        name: &OsStr,
-        value: &[u8],
-        flags: i32,
-        _position: u32,
-        reply: ReplyEmpty,
-    ) {
-        let name = name.to_owned();
-        let value = value.to_vec();
-        let span = debug_span!("setxattr", ino = ino.0, name = ?name, len = value.len());
-        self.spawn(req, span, move |fs, _ledger| async move {
-            reply_empty(fs.setxattr(ino.0, &name, &value, flags).await, reply);
-        });
-    }
-
-    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let name = name.to_owned();
-        let span = debug_span!("getxattr", ino = ino.0, name = ?name, size);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            reply_xattr(fs.getxattr(ino.0, &name, size).await, reply);
-        });
-    }
-
-    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let span = debug_span!("listxattr", ino = ino.0, size);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            reply_xattr(fs.listxattr(ino.0, size).await, reply);
-        });
-    }
-
-    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let name = name.to_owned();
-        let span = debug_span!("removexattr", ino = ino.0, name = ?name);
-        self.spawn(req, span, move |fs, _ledger| async move {
-            reply_empty(fs.removexattr(ino.0, &name).await, reply);
-        });
-    }
-
-    fn create(
-        &self,
-        req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        mode: u32,
-        _umask: u32,
-        flags: i32,
-        reply: ReplyCreate,
-    ) {
-        let name = name.to_owned();
-        let who = caller(req);
-        let unique = req.unique().0;
-        let span = debug_span!("create", parent = parent.0, name = ?name, mode, flags);
-        self.spawn(req, span, move |fs, ledger| async move {
-            let result = match ledger.replayed(unique) {
-                Some(Answer::Created { ino, fh }) => fs
-                    .getattr(ino)
-                    .await
-                    .map(|entry| crate::fs::Created { entry, fh }),
-                _ => match fs.create(parent.0, &name, mode, flags, who).await {
-                    // The first attempt made the file: open what it made.
-                    Err(e) if is_resent(unique) && e.errno() == libc::EEXIST => {
-                        fs.create(parent.0, &name, mode, flags & !libc::O_EXCL, who)
-                            .await
-                    }
-                    other => other,
-                },
-            };
-            if let Ok(c) = &result {
-                ledger.remember(
-                    unique,
-                    Answer::Created {
-                        ino: c.entry.attr.ino.0,
-                        fh: c.fh,
-                    },
-                );
-            }
-            match result {
-                Ok(c) => reply.created(
-                    &c.entry.ttl,
-                    &c.entry.attr,
-                    Generation(0),
-                    FileHandle(c.fh),
-                    FopenFlags::empty(),
-                ),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+    /// Serve one request of `op` that never waits, here on the FUSE
+    /// thread, and count it as `spawn` does.
+    fn answer_now(&self, op: FuseOp, work: impl FnOnce(&Fs) -> Replied) {
+        let started = Instant::now();
+        let replied = work(&self.fs);
+        METRICS.fuse(op, started.elapsed(), replied);
     }
 }
 

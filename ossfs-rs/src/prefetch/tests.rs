@@ -3,22 +3,18 @@
 
 use std::sync::Mutex;
 
-use async_trait::async_trait;
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::store::{
-    CompletedPart, CopyOptions, DeleteFailure, GetObject, ListPage, ListRequest, ObjectMeta,
-    PartInfo, Provider, PutOptions, PutResult, StoreResult,
-};
+use crate::store::layer::{Call, HookedStore, StoreHooks, StoreOp};
+use crate::store::{PutOptions, StoreResult};
 use crate::test_support::{TestServer, random_prefix, test_server};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 
-/// Records the range of every GET, forwards everything.
+/// Records the range of every GET; the store forwards everything.
 struct Recording {
-    inner: Arc<dyn ObjectStore>,
     gets: Mutex<Vec<ByteRange>>,
 }
 
@@ -33,83 +29,19 @@ impl Recording {
     }
 }
 
-#[async_trait]
-impl ObjectStore for Recording {
-    fn provider(&self) -> Provider {
-        self.inner.provider()
-    }
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
-    }
-    async fn head(&self, key: &str) -> StoreResult<ObjectMeta> {
-        self.inner.head(key).await
-    }
-    async fn get(&self, key: &str, range: Option<ByteRange>) -> StoreResult<GetObject> {
-        if let (Some(r), Ok(mut g)) = (range, self.gets.lock()) {
+impl StoreHooks for Recording {
+    fn before(&self, call: &Call<'_>) -> StoreResult<()> {
+        if let (StoreOp::Get, Some(r), Ok(mut g)) = (call.op, call.range, self.gets.lock()) {
             g.push(r);
         }
-        self.inner.get(key, range).await
-    }
-    async fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> StoreResult<PutResult> {
-        self.inner.put(key, body, opts).await
-    }
-    async fn list_page(&self, req: &ListRequest, token: Option<&str>) -> StoreResult<ListPage> {
-        self.inner.list_page(req, token).await
-    }
-    async fn delete(&self, key: &str) -> StoreResult<()> {
-        self.inner.delete(key).await
-    }
-    async fn delete_multiple(&self, keys: &[String]) -> StoreResult<Vec<DeleteFailure>> {
-        self.inner.delete_multiple(keys).await
-    }
-    async fn copy(&self, src: &str, dst: &str, opts: &CopyOptions) -> StoreResult<PutResult> {
-        self.inner.copy(src, dst, opts).await
-    }
-    async fn create_multipart(&self, key: &str, opts: &PutOptions) -> StoreResult<String> {
-        self.inner.create_multipart(key, opts).await
-    }
-    async fn upload_part(&self, k: &str, id: &str, n: u32, body: Bytes) -> StoreResult<String> {
-        self.inner.upload_part(k, id, n, body).await
-    }
-    async fn upload_part_copy(
-        &self,
-        src: &str,
-        range: ByteRange,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-    ) -> StoreResult<String> {
-        self.inner
-            .upload_part_copy(src, range, key, upload_id, part_number)
-            .await
-    }
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[CompletedPart],
-    ) -> StoreResult<PutResult> {
-        self.inner.complete_multipart(key, upload_id, parts).await
-    }
-    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
-        self.inner.abort_multipart(key, upload_id).await
-    }
-    async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
-        self.inner.list_parts(key, upload_id).await
-    }
-    async fn append(&self, k: &str, p: u64, b: Bytes, o: &PutOptions) -> StoreResult<u64> {
-        self.inner.append(k, p, b, o).await
-    }
-    async fn put_symlink(&self, key: &str, target: &str, opts: &PutOptions) -> StoreResult<()> {
-        self.inner.put_symlink(key, target, opts).await
-    }
-    async fn get_symlink(&self, key: &str) -> StoreResult<String> {
-        self.inner.get_symlink(key).await
+        Ok(())
     }
 }
 
 struct Setup {
     rec: Arc<Recording>,
+    /// The server's store, recorded by `rec`.
+    store: Arc<dyn ObjectStore>,
     key: String,
     etag: String,
     data: Bytes,
@@ -128,11 +60,12 @@ async fn setup(size: usize) -> Setup {
         .put(&key, data.clone(), &PutOptions::default())
         .await
         .unwrap_or_else(|e| panic!("put: {e}"));
+    let rec = Arc::new(Recording {
+        gets: Mutex::new(Vec::new()),
+    });
     Setup {
-        rec: Arc::new(Recording {
-            inner: server.store.clone(),
-            gets: Mutex::new(Vec::new()),
-        }),
+        store: Arc::new(HookedStore::new(server.store.clone(), rec.clone())),
+        rec,
         key,
         etag: put.etag,
         data,
@@ -155,7 +88,7 @@ fn reader(
     cfg: PrefetchConfig,
 ) -> Reader {
     Reader::new(
-        s.rec.clone(),
+        s.store.clone(),
         cache.clone(),
         budget.clone(),
         cfg,

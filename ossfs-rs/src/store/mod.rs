@@ -24,13 +24,16 @@
 //!   config (`config.rs`), the send loop with retries (`mod.rs`), body
 //!   reading with resume after a break (`body.rs`), and replies into
 //!   results (`response.rs`);
-//! - `transport.rs` (and `transport/tests.rs`): the pooled HTTP/1.1 client
+//! - `transport/`: the pooled HTTP/1.1 client
 //!   over our own connector, with connect and read timeouts;
 //! - `retry.rs`: the retry policy (attempts, jittered backoff, the
 //!   `Retry-After` of a 503 or 429 answer, the cap);
-//! - `xml.rs` and `xml/`: parsing of error, listing, multipart, copy and
+//! - `xml/`: parsing of error, listing, multipart, copy and
 //!   delete documents, and the two request bodies (complete, delete);
-//! - `error.rs`: [`StoreError`], the layer's one error type.
+//! - `error.rs`: [`StoreError`], the layer's one error type;
+//! - `layer.rs`: [`layer::HookedStore`], the one pass-through wrapper, and
+//!   [`layer::StoreHooks`], what watches or disturbs its calls (metrics,
+//!   fault injection in tests).
 //!
 //! A copy of any size (one CopyObject or a multipart part-copy) is built on
 //! the trait's primitives one layer up, in the upload layer's `copy_object`.
@@ -42,6 +45,7 @@ pub mod client;
 pub mod credentials;
 pub mod dialect;
 pub mod error;
+pub mod layer;
 pub mod request;
 pub mod retry;
 pub mod sign;
@@ -65,6 +69,9 @@ use bytes::Bytes;
 /// future abandons the request; it never leaves a half-written object
 /// visible (a PUT is atomic on every supported store, and a multipart upload
 /// is invisible until completed).
+///
+/// No method has a default body: [`layer::HookedStore`], the one wrapper
+/// that watches or disturbs calls, must forward each one.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
     /// The dialect this store speaks; callers use it for limits only.

@@ -112,7 +112,10 @@ fn serve(
         runtime
             .block_on(crate::metrics::serve(addr))
             .map_err(|e| ServeError::Setup(format!("metrics endpoint {addr}: {e}")))?;
-        store = Arc::new(crate::metrics::MeteredStore::new(store));
+        store = Arc::new(crate::metrics::MeteredStore::new(
+            store,
+            crate::metrics::StoreMetrics,
+        ));
     }
     let staging = setup::staging_dir(req, &state.dir);
     let config = setup::fs_config(req, &staging);

@@ -5,14 +5,11 @@ use std::ffi::OsStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::fs::{Caller, DirPlusSink, DirSink, Entry, Fs, FsConfig, FsError, Kind};
-use crate::store::{
-    ByteRange, CompletedPart, CopyOptions, DeleteFailure, GetObject, ListPage, ListRequest,
-    ObjectMeta, ObjectStore, PartInfo, Provider, PutOptions, PutResult, StoreError, StoreResult,
-};
+use crate::store::layer::{Call, HookedStore, StoreHooks, StoreOp};
+use crate::store::{ListRequest, ObjectMeta, ObjectStore, PutOptions, StoreError, StoreResult};
 use crate::test_support::{TestServer, test_server};
 
 /// The caller every test acts as.
@@ -362,104 +359,22 @@ impl FailingParts {
 
 /// The real store with injected part-upload failures (a fault wrapper, not
 /// a mock: every other call goes to the server).
-pub struct Faulty {
-    inner: Arc<dyn ObjectStore>,
-    faults: FailingParts,
-}
+pub type Faulty = HookedStore<FailingParts>;
 
-impl Faulty {
-    pub fn new(inner: Arc<dyn ObjectStore>, faults: FailingParts) -> Self {
-        Self { inner, faults }
-    }
-}
-
-#[async_trait]
-impl ObjectStore for Faulty {
-    fn provider(&self) -> Provider {
-        self.inner.provider()
-    }
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
-    }
-    async fn head(&self, key: &str) -> StoreResult<ObjectMeta> {
-        self.faults.heads.fetch_add(1, Ordering::SeqCst);
-        self.inner.head(key).await
-    }
-    async fn get(&self, key: &str, range: Option<ByteRange>) -> StoreResult<GetObject> {
-        self.inner.get(key, range).await
-    }
-    async fn put(&self, key: &str, body: Bytes, opts: &PutOptions) -> StoreResult<PutResult> {
-        self.inner.put(key, body, opts).await
-    }
-    async fn list_page(&self, req: &ListRequest, token: Option<&str>) -> StoreResult<ListPage> {
-        self.inner.list_page(req, token).await
-    }
-    async fn delete(&self, key: &str) -> StoreResult<()> {
-        self.inner.delete(key).await
-    }
-    async fn delete_multiple(&self, keys: &[String]) -> StoreResult<Vec<DeleteFailure>> {
-        self.inner.delete_multiple(keys).await
-    }
-    async fn copy(&self, src: &str, dst: &str, opts: &CopyOptions) -> StoreResult<PutResult> {
-        self.inner.copy(src, dst, opts).await
-    }
-    async fn create_multipart(&self, key: &str, opts: &PutOptions) -> StoreResult<String> {
-        self.inner.create_multipart(key, opts).await
-    }
-    async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-        body: Bytes,
-    ) -> StoreResult<String> {
-        if self.faults.fail.load(Ordering::SeqCst) == part_number {
-            return Err(StoreError::Connection("injected failure".into()));
+impl StoreHooks for FailingParts {
+    fn before(&self, call: &Call<'_>) -> StoreResult<()> {
+        match call.op {
+            StoreOp::Head => {
+                self.heads.fetch_add(1, Ordering::SeqCst);
+            }
+            StoreOp::AbortMultipart => {
+                self.aborts.fetch_add(1, Ordering::SeqCst);
+            }
+            StoreOp::UploadPart if call.part_number == Some(self.fail.load(Ordering::SeqCst)) => {
+                return Err(StoreError::Connection("injected failure".into()));
+            }
+            _ => {}
         }
-        self.inner
-            .upload_part(key, upload_id, part_number, body)
-            .await
-    }
-    async fn upload_part_copy(
-        &self,
-        src: &str,
-        range: ByteRange,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-    ) -> StoreResult<String> {
-        self.inner
-            .upload_part_copy(src, range, key, upload_id, part_number)
-            .await
-    }
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[CompletedPart],
-    ) -> StoreResult<PutResult> {
-        self.inner.complete_multipart(key, upload_id, parts).await
-    }
-    async fn abort_multipart(&self, key: &str, upload_id: &str) -> StoreResult<()> {
-        self.faults.aborts.fetch_add(1, Ordering::SeqCst);
-        self.inner.abort_multipart(key, upload_id).await
-    }
-    async fn list_parts(&self, key: &str, upload_id: &str) -> StoreResult<Vec<PartInfo>> {
-        self.inner.list_parts(key, upload_id).await
-    }
-    async fn append(
-        &self,
-        key: &str,
-        position: u64,
-        body: Bytes,
-        opts: &PutOptions,
-    ) -> StoreResult<u64> {
-        self.inner.append(key, position, body, opts).await
-    }
-    async fn put_symlink(&self, key: &str, target: &str, opts: &PutOptions) -> StoreResult<()> {
-        self.inner.put_symlink(key, target, opts).await
-    }
-    async fn get_symlink(&self, key: &str) -> StoreResult<String> {
-        self.inner.get_symlink(key).await
+        Ok(())
     }
 }
