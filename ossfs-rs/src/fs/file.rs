@@ -29,13 +29,13 @@ use tracing::debug;
 
 use super::error::FsError;
 use super::journal::JournalOp;
-use super::meta::{Kind, NodeInfo, PosixMeta, stored_mode};
+use super::meta::{Kind, NodeInfo};
 use super::name::check_name;
 use super::record::HandleKind;
 use super::staging::Staging;
 use super::{Caller, Created, Entry, Fs, ReaderSlot, StagingSlot, lock};
 use crate::prefetch::Reader;
-use crate::store::{ByteRange, PutOptions, StoreError};
+use crate::store::{ByteRange, StoreError};
 
 impl Fs {
     /// Open the file `ino` with open(2) `flags`; returns the file handle.
@@ -224,9 +224,7 @@ impl Fs {
                 return Err(FsError::IsDir(path));
             }
             // The kernel thought it missing (another client made it): open it.
-            let ino = lock(&self.inodes)
-                .lookup(parent, name, existing.kind)
-                .ok_or(FsError::UnknownInode(parent))?;
+            let ino = self.child_ino(parent, name, existing.kind)?;
             let fh = self.open(ino, flags).await?;
             let (_, info) = self.info_of(ino).await?;
             return Ok(Created {
@@ -234,10 +232,10 @@ impl Fs {
                 fh,
             });
         }
-        let info = self.put_empty_file(&path, mode, caller).await?;
-        let ino = lock(&self.inodes)
-            .lookup(parent, name, Kind::File)
-            .ok_or(FsError::UnknownInode(parent))?;
+        let info = self
+            .put_new_node(&path, Kind::File, mode, caller, Bytes::new())
+            .await?;
+        let ino = self.child_ino(parent, name, Kind::File)?;
         let write = flags & libc::O_ACCMODE != libc::O_RDONLY;
         if write {
             self.attach_staging(ino, info.clone(), true)?;
@@ -268,51 +266,11 @@ impl Fs {
         }
         let name = check_name(name)?;
         let (_, path) = self.child_path(parent, name)?;
-        if self.resolve(&path).await?.is_some() {
-            return Err(FsError::Exists(path));
-        }
-        let info = self.put_empty_file(&path, mode, caller).await?;
-        let ino = lock(&self.inodes)
-            .lookup(parent, name, Kind::File)
-            .ok_or(FsError::UnknownInode(parent))?;
-        Ok(self.entry(ino, &info))
-    }
-
-    /// PUT an empty object with a new file's metadata.
-    async fn put_empty_file(
-        &self,
-        path: &str,
-        mode: u32,
-        caller: Caller,
-    ) -> Result<NodeInfo, FsError> {
-        let now = Self::now();
-        let posix = PosixMeta {
-            mode: Some(stored_mode(Kind::File, mode)),
-            uid: Some(caller.uid),
-            gid: Some(caller.gid),
-            mtime: Some(now),
-        };
-        let mut opts = PutOptions::default();
-        posix.apply(&mut opts.user_metadata);
-        let key = self.keys.object(path);
-        let put = self
-            .store
-            .put(&key, Bytes::new(), &opts)
-            .await
-            .map_err(|e| FsError::store(format!("create {key}"), e))?;
-        let info = NodeInfo {
-            kind: Kind::File,
-            size: 0,
-            mtime: now,
-            posix,
-            etag: put.etag,
-            content_type: None,
-            user_metadata: opts.user_metadata,
-            has_marker: false,
-            native_symlink: false,
-        };
-        self.cache_put(path, &info);
-        Ok(info)
+        self.ensure_absent(&path).await?;
+        let info = self
+            .put_new_node(&path, Kind::File, mode, caller, Bytes::new())
+            .await?;
+        self.child_entry(parent, name, &info)
     }
 
     /// Read up to `size` bytes at `offset`.

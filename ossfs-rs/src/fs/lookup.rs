@@ -9,6 +9,12 @@
 //! marker is always the first key of its prefix, since keys list in byte
 //! order). Otherwise the HEAD decides: a file or symlink, or nothing.
 //! Results go through the stat cache ([`super::cache`]).
+//!
+//! The operations that take a name share the steps from here: a path that
+//! must exist (`resolve_existing`) or must not (`ensure_absent`), and the
+//! node id and entry of a child (`child_ino`, `child_entry`).
+//!
+//! Imports: `fs::{error, meta, name}` and the shared state of `fs/mod.rs`; `store`.
 
 use std::time::SystemTime;
 
@@ -43,12 +49,7 @@ impl Fs {
     async fn stat_remote(&self, path: &str) -> Result<Option<NodeInfo>, FsError> {
         let key = self.keys.object(path);
         let dir_key = self.keys.dir(path);
-        let list = ListRequest {
-            prefix: dir_key.clone(),
-            delimiter: None,
-            max_keys: Some(1),
-            start_after: None,
-        };
+        let list = ListRequest::keys_under(dir_key.clone(), 1);
         let (head, listed) = join(self.store.head(&key), self.store.list_page(&list, None)).await;
         let listed = listed.map_err(|e| FsError::store(format!("list {dir_key}"), e))?;
         let first = listed
@@ -84,14 +85,43 @@ impl Fs {
     pub async fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> Result<Entry, FsError> {
         let name = check_name(name)?;
         let (_, path) = self.child_path(parent, name)?;
-        let info = self
-            .resolve(&path)
+        let info = self.resolve_existing(&path).await?;
+        self.child_entry(parent, name, &info)
+    }
+
+    /// What `path` is now; NotFound when nothing.
+    pub(super) async fn resolve_existing(&self, path: &str) -> Result<NodeInfo, FsError> {
+        self.resolve(path)
             .await?
-            .ok_or_else(|| FsError::NotFound(path.clone()))?;
-        let ino = lock(&self.inodes)
-            .lookup(parent, name, info.kind)
-            .ok_or(FsError::UnknownInode(parent))?;
-        Ok(self.entry(ino, &info))
+            .ok_or_else(|| FsError::NotFound(path.to_string()))
+    }
+
+    /// Exists when something is at `path` now (for the operations that
+    /// make a new name).
+    pub(super) async fn ensure_absent(&self, path: &str) -> Result<(), FsError> {
+        match self.resolve(path).await? {
+            Some(_) => Err(FsError::Exists(path.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    /// The node id of `name` in `parent`, a `kind` (a new id when the
+    /// kernel has not seen it yet).
+    pub(super) fn child_ino(&self, parent: u64, name: &str, kind: Kind) -> Result<u64, FsError> {
+        lock(&self.inodes)
+            .lookup(parent, name, kind)
+            .ok_or(FsError::UnknownInode(parent))
+    }
+
+    /// The entry of `name` in `parent`, which is `info`.
+    pub(super) fn child_entry(
+        &self,
+        parent: u64,
+        name: &str,
+        info: &NodeInfo,
+    ) -> Result<Entry, FsError> {
+        let ino = self.child_ino(parent, name, info.kind)?;
+        Ok(self.entry(ino, info))
     }
 
     /// An open writer's state of `ino`, unless an upload holds it (then
@@ -122,10 +152,7 @@ impl Fs {
         if !rec.linked {
             return Err(FsError::NotFound(rec.path));
         }
-        let info = self
-            .resolve(&rec.path)
-            .await?
-            .ok_or_else(|| FsError::NotFound(rec.path.clone()))?;
+        let info = self.resolve_existing(&rec.path).await?;
         if info.kind != rec.kind {
             // Replaced by another client with something of another kind:
             // this node id is gone; a new lookup gets a new one.

@@ -15,6 +15,8 @@
 //! keeps every other user-metadata entry (xattrs, a foreign tool's keys) and
 //! only replaces the four we own. [`NodeInfo`] is the resolved state of one
 //! path: what a HEAD (or a listing) said, in filesystem terms.
+//!
+//! Imports: `store` (object metadata and PUT options) only.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -233,6 +235,34 @@ impl NodeInfo {
             content_type: None,
             user_metadata: UserMetadata::new(),
             has_marker: false,
+            native_symlink: false,
+        }
+    }
+
+    /// A node this mount creates, not stored yet: `kind` with permissions
+    /// `perm`, owned by `uid`/`gid`, modified at `now`, empty, no ETag. Its
+    /// user metadata holds the POSIX entries and a directory (its marker)
+    /// has the marker content type, so [`NodeInfo::put_options`] gives the
+    /// PUT that stores it.
+    pub fn new_node(kind: Kind, perm: u32, uid: u32, gid: u32, now: SystemTime) -> Self {
+        let posix = PosixMeta {
+            mode: Some(stored_mode(kind, perm)),
+            uid: Some(uid),
+            gid: Some(gid),
+            mtime: Some(now),
+        };
+        let mut user_metadata = UserMetadata::new();
+        posix.apply(&mut user_metadata);
+        let dir = kind == Kind::Dir;
+        Self {
+            kind,
+            size: 0,
+            mtime: now,
+            posix,
+            etag: String::new(),
+            content_type: dir.then(|| DIR_CONTENT_TYPE.to_string()),
+            user_metadata,
+            has_marker: dir,
             native_symlink: false,
         }
     }

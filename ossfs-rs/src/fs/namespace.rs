@@ -2,6 +2,9 @@
 //!
 //! Object stores have no rename and no directories, so:
 //!
+//! - A new node (mkdir here, create and mknod in `file.rs`, a symlink
+//!   without native symlinks) is one PUT with its metadata, stored by
+//!   `put_new_node`; the stat cache learns it at once.
 //! - `mkdir` PUTs a zero-byte marker `dir/` (content type
 //!   `application/x-directory`, metadata with the mode), as ossfs does;
 //!   `rmdir` deletes it after checking with a two-key LIST that nothing
@@ -17,6 +20,9 @@
 //! - Symlinks are native symlink objects where the dialect has them (OSS,
 //!   COS), else an object whose body is the target, with mode `S_IFLNK` in
 //!   its metadata (what s3fs writes); readlink reads either.
+//!
+//! Imports: `fs::{error, meta, name}` and the shared state of `fs/mod.rs`;
+//! `store`, `upload` (the copy).
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -26,10 +32,10 @@ use futures::{StreamExt, TryStreamExt};
 use tracing::warn;
 
 use super::error::FsError;
-use super::meta::{DIR_CONTENT_TYPE, Kind, NodeInfo, PosixMeta, stored_mode};
+use super::meta::{Kind, NodeInfo};
 use super::name::{check_name, is_within};
 use super::{Caller, Entry, Fs, lock};
-use crate::store::{CopyOptions, ListRequest, PutOptions};
+use crate::store::{CopyOptions, ListRequest};
 use crate::upload::copy_object;
 
 /// Longest symlink target (Linux `PATH_MAX` minus the NUL).
@@ -48,54 +54,44 @@ impl Fs {
         let _listings = self.namespace_change();
         let name = check_name(name)?;
         let (_, path) = self.child_path(parent, name)?;
-        if self.resolve(&path).await?.is_some() {
-            return Err(FsError::Exists(path));
-        }
-        let now = Self::now();
-        let posix = PosixMeta {
-            mode: Some(stored_mode(Kind::Dir, mode)),
-            uid: Some(caller.uid),
-            gid: Some(caller.gid),
-            mtime: Some(now),
+        self.ensure_absent(&path).await?;
+        let info = self
+            .put_new_node(&path, Kind::Dir, mode, caller, Bytes::new())
+            .await?;
+        self.child_entry(parent, name, &info)
+    }
+
+    /// Store a new node at `path` (see [`NodeInfo::new_node`]) with `body`
+    /// as its content, and let the stat cache know. `caller` owns it.
+    pub(super) async fn put_new_node(
+        &self,
+        path: &str,
+        kind: Kind,
+        perm: u32,
+        caller: Caller,
+        body: Bytes,
+    ) -> Result<NodeInfo, FsError> {
+        let (key, op) = match kind {
+            Kind::Dir => (self.keys.dir(path), "mkdir"),
+            Kind::File => (self.keys.object(path), "create"),
+            Kind::Symlink => (self.keys.object(path), "symlink"),
         };
-        let mut opts = PutOptions {
-            content_type: Some(DIR_CONTENT_TYPE.to_string()),
-            ..Default::default()
-        };
-        posix.apply(&mut opts.user_metadata);
-        let key = self.keys.dir(&path);
+        let mut info = NodeInfo::new_node(kind, perm, caller.uid, caller.gid, Self::now());
+        info.size = body.len() as u64;
         let put = self
             .store
-            .put(&key, Bytes::new(), &opts)
+            .put(&key, body, &info.put_options(&info.posix))
             .await
-            .map_err(|e| FsError::store(format!("mkdir {key}"), e))?;
-        let info = NodeInfo {
-            kind: Kind::Dir,
-            size: 0,
-            mtime: now,
-            posix,
-            etag: put.etag,
-            content_type: opts.content_type,
-            user_metadata: opts.user_metadata,
-            has_marker: true,
-            native_symlink: false,
-        };
-        self.cache_put(&path, &info);
-        let ino = lock(&self.inodes)
-            .lookup(parent, name, Kind::Dir)
-            .ok_or(FsError::UnknownInode(parent))?;
-        Ok(self.entry(ino, &info))
+            .map_err(|e| FsError::store(format!("{op} {key}"), e))?;
+        info.etag = put.etag;
+        self.cache_put(path, &info);
+        Ok(info)
     }
 
     /// Whether nothing but the marker lives under the directory at `path`.
     async fn dir_is_empty(&self, path: &str) -> Result<bool, FsError> {
         let prefix = self.keys.dir(path);
-        let req = ListRequest {
-            prefix: prefix.clone(),
-            delimiter: None,
-            max_keys: Some(2),
-            start_after: None,
-        };
+        let req = ListRequest::keys_under(prefix.clone(), 2);
         let page = self
             .store
             .list_page(&req, None)
@@ -107,26 +103,11 @@ impl Fs {
 
     /// Every key under `prefix`, all pages.
     async fn list_all(&self, prefix: &str) -> Result<Vec<String>, FsError> {
-        let req = ListRequest {
-            prefix: prefix.to_string(),
-            delimiter: None,
-            max_keys: Some(1000),
-            start_after: None,
-        };
         let mut keys = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .list_page(&req, token.as_deref())
-                .await
-                .map_err(|e| FsError::store(format!("list {prefix}"), e))?;
+        self.list_pages(&ListRequest::keys_under(prefix, 1000), |page| {
             keys.extend(page.objects.into_iter().map(|o| o.key));
-            match page.next_token {
-                Some(next) => token = Some(next),
-                None => break,
-            }
-        }
+        })
+        .await?;
         Ok(keys)
     }
 
@@ -136,10 +117,7 @@ impl Fs {
         let _listings = self.namespace_change();
         let name = check_name(name)?;
         let (_, path) = self.child_path(parent, name)?;
-        let info = self
-            .resolve(&path)
-            .await?
-            .ok_or_else(|| FsError::NotFound(path.clone()))?;
+        let info = self.resolve_existing(&path).await?;
         if info.kind != Kind::Dir {
             return Err(FsError::NotDir(path));
         }
@@ -180,10 +158,7 @@ impl Fs {
         let _listings = self.namespace_change();
         let name = check_name(name)?;
         let (_, path) = self.child_path(parent, name)?;
-        let info = self
-            .resolve(&path)
-            .await?
-            .ok_or_else(|| FsError::NotFound(path.clone()))?;
+        let info = self.resolve_existing(&path).await?;
         if info.kind == Kind::Dir {
             return Err(FsError::IsDir(path));
         }
@@ -219,49 +194,25 @@ impl Fs {
             return Err(FsError::NameTooLong(target.to_string()));
         }
         let (_, path) = self.child_path(parent, name)?;
-        if self.resolve(&path).await?.is_some() {
-            return Err(FsError::Exists(path));
-        }
-        let now = Self::now();
-        let posix = PosixMeta {
-            mode: Some(stored_mode(Kind::Symlink, 0o777)),
-            uid: Some(caller.uid),
-            gid: Some(caller.gid),
-            mtime: Some(now),
-        };
-        let mut opts = PutOptions::default();
-        posix.apply(&mut opts.user_metadata);
-        let key = self.keys.object(&path);
-        let native = self.store.provider().supports_native_symlink();
-        let etag = if native {
+        self.ensure_absent(&path).await?;
+        let info = if self.store.provider().supports_native_symlink() {
+            let mut info =
+                NodeInfo::new_node(Kind::Symlink, 0o777, caller.uid, caller.gid, Self::now());
+            let key = self.keys.object(&path);
             self.store
-                .put_symlink(&key, target, &opts)
+                .put_symlink(&key, target, &info.put_options(&info.posix))
                 .await
                 .map_err(|e| FsError::store(format!("symlink {key}"), e))?;
-            String::new()
+            info.size = target.len() as u64;
+            info.native_symlink = true;
+            self.cache_put(&path, &info);
+            info
         } else {
-            self.store
-                .put(&key, Bytes::copy_from_slice(target.as_bytes()), &opts)
-                .await
-                .map_err(|e| FsError::store(format!("symlink {key}"), e))?
-                .etag
+            let body = Bytes::copy_from_slice(target.as_bytes());
+            self.put_new_node(&path, Kind::Symlink, 0o777, caller, body)
+                .await?
         };
-        let info = NodeInfo {
-            kind: Kind::Symlink,
-            size: target.len() as u64,
-            mtime: now,
-            posix,
-            etag,
-            content_type: None,
-            user_metadata: opts.user_metadata,
-            has_marker: false,
-            native_symlink: native,
-        };
-        self.cache_put(&path, &info);
-        let ino = lock(&self.inodes)
-            .lookup(parent, name, Kind::Symlink)
-            .ok_or(FsError::UnknownInode(parent))?;
-        Ok(self.entry(ino, &info))
+        self.child_entry(parent, name, &info)
     }
 
     /// The target of the symlink `ino`.
@@ -316,10 +267,7 @@ impl Fs {
         let new_name = check_name(new_name)?;
         let (_, src) = self.child_path(parent, name)?;
         let (_, dst) = self.child_path(new_parent, new_name)?;
-        let src_info = self
-            .resolve(&src)
-            .await?
-            .ok_or_else(|| FsError::NotFound(src.clone()))?;
+        let src_info = self.resolve_existing(&src).await?;
         // Checks in renameat2's order: RENAME_NOREPLACE, then the no-op,
         // then ancestry (the kernel answers those itself; kept for callers
         // without it), then the kinds.

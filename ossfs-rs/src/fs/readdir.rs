@@ -1,6 +1,7 @@
 //! Directory handles: opendir, readdir, readdirplus, releasedir.
 //!
-//! `opendir` lists the whole directory (paged LIST with delimiter `/`,
+//! `opendir` lists the whole directory (paged LIST with delimiter `/`, run
+//! to the last page by `list_pages`, which rename's listing uses too,
 //! merged by [`super::dir::ListingMerge`]) into a snapshot held by the
 //! handle, or reuses the snapshot of an opendir less than
 //! `list_cache_ttl` ago when no name changed through this mount since (a
@@ -50,7 +51,7 @@ use super::meta::{Kind, NodeInfo};
 use super::name::join;
 use super::record::HandleKind;
 use super::{Entry, Fs, lock};
-use crate::store::{ListRequest, StoreError};
+use crate::store::{ListPage, ListRequest, StoreError};
 
 /// Entries resolved per readdirplus call.
 const PLUS_WINDOW: usize = 32;
@@ -91,6 +92,27 @@ impl Fs {
         Ok(lock(&self.handles).insert(ino, flags, HandleKind::Dir(snapshot)))
     }
 
+    /// Run `req` to its last page, handing each page to `each`.
+    pub(super) async fn list_pages(
+        &self,
+        req: &ListRequest,
+        mut each: impl FnMut(ListPage),
+    ) -> Result<(), FsError> {
+        let mut token: Option<String> = None;
+        loop {
+            let mut page = self
+                .store
+                .list_page(req, token.as_deref())
+                .await
+                .map_err(|e| FsError::store(format!("list {}", req.prefix), e))?;
+            token = page.next_token.take();
+            each(page);
+            if token.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
     /// List the directory `ino` into a snapshot.
     pub(super) async fn list_dir(&self, ino: u64) -> Result<Arc<DirSnapshot>, FsError> {
         let rec = self.node(ino)?;
@@ -109,26 +131,11 @@ impl Fs {
             return Ok(snapshot);
         }
         let prefix = self.keys.dir(&rec.path);
-        let req = ListRequest {
-            prefix: prefix.clone(),
-            delimiter: Some("/".to_string()),
-            max_keys: Some(1000),
-            start_after: None,
-        };
         let mut merge = ListingMerge::new(&prefix);
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .list_page(&req, token.as_deref())
-                .await
-                .map_err(|e| FsError::store(format!("list {prefix}"), e))?;
-            merge.add_page(&page);
-            match page.next_token {
-                Some(next) => token = Some(next),
-                None => break,
-            }
-        }
+        self.list_pages(&ListRequest::dir_level(prefix.clone(), 1000), |page| {
+            merge.add_page(&page)
+        })
+        .await?;
         let (entries, skipped) = merge.finish();
         self.warn_skipped(&skipped);
         let snapshot = Arc::new(DirSnapshot {

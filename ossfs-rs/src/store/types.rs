@@ -1,4 +1,6 @@
 //! Plain data types passed across the [`ObjectStore`](super::ObjectStore) trait.
+//!
+//! Imports: `store::error` (the result type) only.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -169,6 +171,25 @@ pub struct ListRequest {
     pub max_keys: Option<u32>,
     /// List keys after this one (V2 `start-after`, V1 `marker`).
     pub start_after: Option<String>,
+}
+
+impl ListRequest {
+    /// Every key under `prefix` (no delimiter), `max_keys` a page.
+    pub fn keys_under(prefix: impl Into<String>, max_keys: u32) -> Self {
+        Self {
+            prefix: prefix.into(),
+            max_keys: Some(max_keys),
+            ..Self::default()
+        }
+    }
+
+    /// One directory level under `prefix` (delimiter `/`), `max_keys` a page.
+    pub fn dir_level(prefix: impl Into<String>, max_keys: u32) -> Self {
+        Self {
+            delimiter: Some("/".to_string()),
+            ..Self::keys_under(prefix, max_keys)
+        }
+    }
 }
 
 /// One object in a listing.

@@ -235,70 +235,6 @@ impl RestClient {
         }
         self.send(req, true).await
     }
-
-    /// Append with the position re-read on an ambiguous failure.
-    async fn append_checked(
-        &self,
-        key: &str,
-        position: u64,
-        body: Bytes,
-        opts: &PutOptions,
-    ) -> StoreResult<u64> {
-        let retry = &self.inner.config.retry;
-        let len = body.len() as u64;
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let req = self
-                .inner
-                .target
-                .append(key, position, body.clone(), opts)
-                .map_err(invalid)?;
-            let failure = match self.send_retrying(req, false).await {
-                Ok(reply) => {
-                    let meta = self.meta_from_headers(key, &reply.headers);
-                    return Ok(meta.next_append_position.unwrap_or(position + len));
-                }
-                Err(f) => f,
-            };
-            match failure.error {
-                StoreError::Service { code, .. } if code == "PositionNotEqualToLength" => {
-                    let next = self
-                        .head(key)
-                        .await
-                        .ok()
-                        .and_then(|m| m.next_append_position.or(Some(m.size)));
-                    return Err(StoreError::AppendPositionMismatch {
-                        key: key.to_string(),
-                        position,
-                        next,
-                    });
-                }
-                e if e.is_retryable() && retry.may_retry(attempt) => {
-                    // The append may or may not have landed: look before retrying.
-                    let now = match self.head(key).await {
-                        Ok(m) => Some(m.next_append_position.unwrap_or(m.size)),
-                        Err(StoreError::NotFound { .. }) => Some(0),
-                        Err(_) => None,
-                    };
-                    match now {
-                        Some(n) if n == position + len => return Ok(n),
-                        Some(n) if n == position => {}
-                        Some(n) => {
-                            return Err(StoreError::AppendPositionMismatch {
-                                key: key.to_string(),
-                                position,
-                                next: Some(n),
-                            });
-                        }
-                        None => {}
-                    }
-                    tokio::time::sleep(retry.jittered_delay(attempt, failure.retry_after)).await;
-                }
-                e => return Err(e),
-            }
-        }
-    }
 }
 
 fn invalid(e: impl std::fmt::Display) -> StoreError {
@@ -508,6 +444,7 @@ impl ObjectStore for RestClient {
         }
     }
 
+    /// Append, with the position re-read on an ambiguous failure.
     async fn append(
         &self,
         key: &str,
@@ -518,7 +455,60 @@ impl ObjectStore for RestClient {
         if !self.inner.config.provider.supports_append() {
             return Err(StoreError::Unsupported("append"));
         }
-        self.append_checked(key, position, body, opts).await
+        let retry = &self.inner.config.retry;
+        let len = body.len() as u64;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let req = self
+                .inner
+                .target
+                .append(key, position, body.clone(), opts)
+                .map_err(invalid)?;
+            let failure = match self.send_retrying(req, false).await {
+                Ok(reply) => {
+                    let meta = self.meta_from_headers(key, &reply.headers);
+                    return Ok(meta.next_append_position.unwrap_or(position + len));
+                }
+                Err(f) => f,
+            };
+            match failure.error {
+                StoreError::Service { code, .. } if code == "PositionNotEqualToLength" => {
+                    let next = self
+                        .head(key)
+                        .await
+                        .ok()
+                        .and_then(|m| m.next_append_position.or(Some(m.size)));
+                    return Err(StoreError::AppendPositionMismatch {
+                        key: key.to_string(),
+                        position,
+                        next,
+                    });
+                }
+                e if e.is_retryable() && retry.may_retry(attempt) => {
+                    // The append may or may not have landed: look before retrying.
+                    let now = match self.head(key).await {
+                        Ok(m) => Some(m.next_append_position.unwrap_or(m.size)),
+                        Err(StoreError::NotFound { .. }) => Some(0),
+                        Err(_) => None,
+                    };
+                    match now {
+                        Some(n) if n == position + len => return Ok(n),
+                        Some(n) if n == position => {}
+                        Some(n) => {
+                            return Err(StoreError::AppendPositionMismatch {
+                                key: key.to_string(),
+                                position,
+                                next: Some(n),
+                            });
+                        }
+                        None => {}
+                    }
+                    tokio::time::sleep(retry.jittered_delay(attempt, failure.retry_after)).await;
+                }
+                e => return Err(e),
+            }
+        }
     }
 
     async fn put_symlink(&self, key: &str, target: &str, opts: &PutOptions) -> StoreResult<()> {

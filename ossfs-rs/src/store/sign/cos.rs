@@ -26,6 +26,8 @@
 //! The key time starts [`START_LEEWAY`] before `now`, as the COS SDKs do, so
 //! a client clock slightly ahead of the server's is still accepted.
 //! Reference: <https://cloud.tencent.com/document/product/436/7778>.
+//!
+//! Imports: `store::sign::{clock, digest, encode, headers}` and `store::credentials`.
 
 use std::time::{Duration, SystemTime};
 
@@ -152,18 +154,13 @@ impl Signer for CosSigner {
         creds: &Credentials,
         now: SystemTime,
     ) -> Result<(), SignError> {
-        let mut out = req.clone();
-        if !out.headers.contains_key("date") {
-            out.set_header("date", &clock::http_date(now)?)?;
-        }
-        if let Some(token) = &creds.security_token {
-            out.set_header("x-cos-security-token", token)?;
-        }
-        let key_time = self.key_time(now)?;
-        let auth = Self::authorization(&out, creds, &key_time)?;
-        out.set_header("authorization", &auth)?;
-        *req = out;
-        Ok(())
+        req.try_update(|out| {
+            out.set_header_if_absent("date", || clock::http_date(now))?;
+            out.set_header_if_some("x-cos-security-token", creds.security_token.as_deref())?;
+            let key_time = self.key_time(now)?;
+            let auth = Self::authorization(out, creds, &key_time)?;
+            out.set_header("authorization", &auth)
+        })
     }
 }
 

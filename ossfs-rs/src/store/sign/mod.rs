@@ -4,8 +4,10 @@
 //! key, decoded query, headers) and adds what its scheme needs: the
 //! `Authorization` header and any date or token headers. It takes the clock
 //! as an argument so tests can pin it, and on failure it leaves the request
-//! as it was. Each signer exposes its string-to-sign (or canonical request)
+//! as it was (each signs a copy, [`HttpRequest::try_update`]). Each signer exposes its string-to-sign (or canonical request)
 //! so tests assert the exact bytes, as reqsign does.
+//!
+//! Imports: its children (`encode` for the wire form) and `store::credentials`.
 
 pub mod clock;
 pub mod cos;
@@ -161,6 +163,39 @@ impl HttpRequest {
         let value = http::HeaderValue::from_str(value)
             .map_err(|_| SignError::InvalidHeader(name.to_string()))?;
         self.headers.insert(name, value);
+        Ok(())
+    }
+
+    /// Set a header when there is a value for it (a token header, say).
+    pub fn set_header_if_some(&mut self, name: &str, value: Option<&str>) -> Result<(), SignError> {
+        match value {
+            Some(value) => self.set_header(name, value),
+            None => Ok(()),
+        }
+    }
+
+    /// Set a header the builder did not set; `value` is computed only then.
+    pub fn set_header_if_absent(
+        &mut self,
+        name: &str,
+        value: impl FnOnce() -> Result<String, SignError>,
+    ) -> Result<(), SignError> {
+        if self.headers.contains_key(name) {
+            return Ok(());
+        }
+        self.set_header(name, &value()?)
+    }
+
+    /// Apply `edit` to a copy of the request and keep the copy only when
+    /// `edit` succeeds: how every signer leaves the request as it was when
+    /// a step of signing fails (what [`Signer::sign`] promises).
+    pub fn try_update(
+        &mut self,
+        edit: impl FnOnce(&mut HttpRequest) -> Result<(), SignError>,
+    ) -> Result<(), SignError> {
+        let mut copy = self.clone();
+        edit(&mut copy)?;
+        *self = copy;
         Ok(())
     }
 }

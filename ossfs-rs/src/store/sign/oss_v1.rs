@@ -15,6 +15,8 @@
 //! not signed. The date line is `x-oss-date` when the request has one (as
 //! oss2 does), else `Date`, which the signer sets when missing.
 //! Reference: <https://help.aliyun.com/zh/oss/developer-reference/include-signatures-in-the-authorization-header>.
+//!
+//! Imports: `store::sign::{clock, digest, encode, headers}` and `store::credentials`.
 
 use std::time::SystemTime;
 
@@ -202,21 +204,16 @@ impl Signer for OssV1Signer {
         creds: &Credentials,
         now: SystemTime,
     ) -> Result<(), SignError> {
-        let mut out = req.clone();
-        if !out.headers.contains_key("date") {
-            out.set_header("date", &clock::http_date(now)?)?;
-        }
-        if let Some(token) = &creds.security_token {
-            out.set_header("x-oss-security-token", token)?;
-        }
-        let sts = self.string_to_sign(&out)?;
-        let signature = Self::signature(&creds.secret_access_key, &sts);
-        out.set_header(
-            "authorization",
-            &format!("OSS {}:{}", creds.access_key_id, signature),
-        )?;
-        *req = out;
-        Ok(())
+        req.try_update(|out| {
+            out.set_header_if_absent("date", || clock::http_date(now))?;
+            out.set_header_if_some("x-oss-security-token", creds.security_token.as_deref())?;
+            let sts = self.string_to_sign(out)?;
+            let signature = Self::signature(&creds.secret_access_key, &sts);
+            out.set_header(
+                "authorization",
+                &format!("OSS {}:{}", creds.access_key_id, signature),
+            )
+        })
     }
 }
 

@@ -17,6 +17,8 @@
 //! The payload is not hashed: the signer sets `x-oss-content-sha256:
 //! UNSIGNED-PAYLOAD` when absent, and always sets `x-oss-date` from `now`.
 //! Reference: <https://help.aliyun.com/zh/oss/developer-reference/recommend-to-use-signature-version-4>.
+//!
+//! Imports: `store::sign::{clock, encode, headers, scoped}` and `store::credentials`.
 
 use std::time::SystemTime;
 
@@ -163,31 +165,26 @@ impl Signer for OssV4Signer {
         creds: &Credentials,
         now: SystemTime,
     ) -> Result<(), SignError> {
-        let mut out = req.clone();
-        out.set_header("x-oss-date", &clock::iso8601_basic(now)?)?;
-        if !out.headers.contains_key("x-oss-content-sha256") {
-            out.set_header("x-oss-content-sha256", UNSIGNED_PAYLOAD)?;
-        }
-        if let Some(token) = &creds.security_token {
-            out.set_header("x-oss-security-token", token)?;
-        }
-        let sts = self.string_to_sign(&out, now)?;
-        let signature = self.signature(&creds.secret_access_key, now, &sts)?;
-        let additional = self.additional_for(&out)?;
-        let mut auth = format!(
-            "{ALGORITHM} Credential={}/{}",
-            creds.access_key_id,
-            self.scope(now)?
-        );
-        if !additional.is_empty() {
-            auth.push_str(",AdditionalHeaders=");
-            auth.push_str(&additional.join(";"));
-        }
-        auth.push_str(",Signature=");
-        auth.push_str(&signature);
-        out.set_header("authorization", &auth)?;
-        *req = out;
-        Ok(())
+        req.try_update(|out| {
+            out.set_header("x-oss-date", &clock::iso8601_basic(now)?)?;
+            out.set_header_if_absent("x-oss-content-sha256", || Ok(UNSIGNED_PAYLOAD.to_string()))?;
+            out.set_header_if_some("x-oss-security-token", creds.security_token.as_deref())?;
+            let sts = self.string_to_sign(out, now)?;
+            let signature = self.signature(&creds.secret_access_key, now, &sts)?;
+            let additional = self.additional_for(out)?;
+            let mut auth = format!(
+                "{ALGORITHM} Credential={}/{}",
+                creds.access_key_id,
+                self.scope(now)?
+            );
+            if !additional.is_empty() {
+                auth.push_str(",AdditionalHeaders=");
+                auth.push_str(&additional.join(";"));
+            }
+            auth.push_str(",Signature=");
+            auth.push_str(&signature);
+            out.set_header("authorization", &auth)
+        })
     }
 }
 

@@ -25,6 +25,9 @@
 //! absent (the SHA-256 of the body when it is empty, else
 //! `UNSIGNED-PAYLOAD`), and `x-amz-security-token` with a token.
 //! Reference: <https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html>.
+//!
+//! Imports: `store::sign::{clock, digest, encode, headers, scoped}` and
+//! `store::credentials`.
 
 use std::time::SystemTime;
 
@@ -167,26 +170,22 @@ impl Signer for SigV4Signer {
         creds: &Credentials,
         now: SystemTime,
     ) -> Result<(), SignError> {
-        let mut out = req.clone();
-        out.set_header("x-amz-date", &clock::iso8601_basic(now)?)?;
-        if !out.headers.contains_key("x-amz-content-sha256") {
-            out.set_header("x-amz-content-sha256", &Self::default_payload_hash(&out))?;
-        }
-        if let Some(token) = &creds.security_token {
-            out.set_header("x-amz-security-token", token)?;
-        }
-        let sts = self.string_to_sign(&out, now)?;
-        let signature = self.signature(&creds.secret_access_key, now, &sts)?;
-        let signed = headers::select(&out, is_signed_header)?;
-        let auth = format!(
-            "{ALGORITHM} Credential={}/{}, SignedHeaders={}, Signature={signature}",
-            creds.access_key_id,
-            self.scope(now)?,
-            Self::signed_header_names(&signed),
-        );
-        out.set_header("authorization", &auth)?;
-        *req = out;
-        Ok(())
+        req.try_update(|out| {
+            out.set_header("x-amz-date", &clock::iso8601_basic(now)?)?;
+            let payload = Self::default_payload_hash(out);
+            out.set_header_if_absent("x-amz-content-sha256", || Ok(payload))?;
+            out.set_header_if_some("x-amz-security-token", creds.security_token.as_deref())?;
+            let sts = self.string_to_sign(out, now)?;
+            let signature = self.signature(&creds.secret_access_key, now, &sts)?;
+            let signed = headers::select(out, is_signed_header)?;
+            let auth = format!(
+                "{ALGORITHM} Credential={}/{}, SignedHeaders={}, Signature={signature}",
+                creds.access_key_id,
+                self.scope(now)?,
+                Self::signed_header_names(&signed),
+            );
+            out.set_header("authorization", &auth)
+        })
     }
 }
 
