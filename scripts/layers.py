@@ -20,7 +20,9 @@ line is printed:
   in ISLAND_USERS import it;
 - `cycle`: a strongly connected set of top-level modules, or of files;
 - `size`: a file with more than MAX_LINES lines of non-test code whose
-  `//!` header has no `Length:` line saying why it is long.
+  `//!` header has no `Length:` line saying why it is long;
+- `header`: a file whose `//!` header has no `Imports` line saying what it
+  may import.
 """
 import os
 import re
@@ -46,6 +48,8 @@ ISLAND_USERS = {"cli", "test_support"}
 # Test helpers (compiled only for tests) and the crate root see everything.
 UNRANKED = {"test_support", "(root)"}
 MAX_LINES = 600
+# The crate root lists the layers instead; the binary's main is one call.
+HEADER_FREE = {"lib.rs", "main.rs"}
 
 RANK = {m: i for i, row in enumerate(LAYERS) for m in row}
 
@@ -178,6 +182,9 @@ def check(src):
     for comp in sccs(file_graph):
         problems.append(f"cycle: files {' '.join(comp)}")
     for rel, text in sorted(code.items()):
+        header = "\n".join(l for l in raw[rel].splitlines() if l.startswith("//!"))
+        if rel not in HEADER_FREE and not re.search(r"^//!.*\bImports\b", header, re.M):
+            problems.append(f"header: {rel}: its `//!` header does not say what it may import (an `Imports:` line)")
         lines = [l for l in text.splitlines() if l.strip()]
         header = "\n".join(l for l in raw[rel].splitlines() if l.startswith("//!"))
         if len(lines) > MAX_LINES and "Length:" not in header:
@@ -205,10 +212,12 @@ def self_test():
         ("cycle", {"fs/a.rs": "use super::b::B;\n", "fs/b.rs": "use super::a::A;\n"}),
         ("cycle", {"fs/a.rs": "use super::{b, c};\n", "fs/b.rs": "use super::super::fs::a::A;\n", "fs/c.rs": ""}),
         ("size", {"sys/big.rs": "//! Big.\n" + "fn f() {}\n" * (MAX_LINES + 1)}),
+        ("header", {"sys/x.rs": "//! Owns x.\nfn f() {}\n"}),
     ]
-    clean = {"store/mod.rs": "use crate::sys::x;\n#[cfg(test)]\nmod tests {\n    use crate::cli::C;\n}\n",
-             "sys/x.rs": "//! Length: a table.\n" + "fn f() {}\n" * (MAX_LINES + 1), "cli/mod.rs": "use crate::serve::S;\n",
-             "serve/mod.rs": "use crate::store::T;\n"}
+    imports = "//! Imports: as named.\n"
+    clean = {"store/mod.rs": imports + "use crate::sys::x;\n#[cfg(test)]\nmod tests {\n    use crate::cli::C;\n}\n",
+             "sys/x.rs": imports + "//! Length: a table.\n" + "fn f() {}\n" * (MAX_LINES + 1),
+             "cli/mod.rs": imports + "use crate::serve::S;\n", "serve/mod.rs": imports + "use crate::store::T;\n"}
     import shutil
 
     def check_tree(files):

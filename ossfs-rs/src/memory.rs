@@ -21,6 +21,8 @@
 //! Accounting is one atomic counter; waiters park on a tokio `Notify`
 //! that every release wakes. Cancel safe: dropping a pending `reserve`
 //! future reserves nothing.
+//!
+//! Imports: nothing of the crate; std and external crates only.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,6 +6,8 @@
 //! `OSSFS_TEST_S3=endpoint|bucket|key|secret|region` runs the same tests
 //! against another server instead (a Garage node, say). Each test works
 //! under its own random prefix, so a shared bucket is fine.
+//!
+//! Imports (test code only): `serve` (the embedded endpoint) and `store`.
 
 use std::sync::Arc;
 

@@ -17,6 +17,9 @@
 //! With a [`DiskCache`] (`use_cache`) every inserted block is also queued
 //! for the disk, and a block missing from memory is looked for there (a
 //! local file read) and brought back into memory when found.
+//!
+//! Imports: `memory`, `metrics` and `cache::lru` of the crate, besides std
+//! and external crates.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 

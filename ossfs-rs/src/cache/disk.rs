@@ -28,6 +28,9 @@
 //! predecessor may still be exiting) and then runs without the disk cache,
 //! saying so in the log. Directories are created 0700 and files 0600: they
 //! hold object data.
+//!
+//! Imports: `metrics`, `sys` and `cache::lru` of the crate, besides std and
+//! external crates.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

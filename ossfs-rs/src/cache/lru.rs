@@ -7,6 +7,8 @@
 //! number to key, so touching, inserting and evicting are `O(log n)` and the
 //! oldest entry is the first of the tree. Not thread-safe by itself: each
 //! cache keeps it behind its own mutex.
+//!
+//! Imports: nothing of the crate; std and external crates only.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};

@@ -6,6 +6,9 @@
 //! [`crate::memory::MemoryBudget`]. [`disk`] is its optional second tier
 //! on local disk (`use_cache`), kept across remounts. The stat cache (metadata of paths) lives
 //! with the filesystem, in `fs::cache`.
+//!
+//! Imports (besides its own submodules): `memory` of the crate, besides std
+//! and external crates.
 
 pub mod block;
 pub mod disk;

@@ -6,6 +6,8 @@
 //! (ossfs silently ignores typos, which hides mistakes such as
 //! `allow_others`). Generic mount options that `mount.fuse3` passes
 //! through (`rw`, `_netdev`, `noauto`, ...) are accepted and ignored.
+//!
+//! Imports: `memory` of the crate, besides std and external crates.
 
 use std::path::PathBuf;
 use std::time::Duration;

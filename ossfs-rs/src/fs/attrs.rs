@@ -12,6 +12,9 @@
 //! atime is not stored (like ossfs without `-o atime`): an atime-only
 //! change succeeds without a request. The root of the mount shows the
 //! mount's defaults and cannot be chmod'ed or chown'ed (EPERM).
+//!
+//! Imports: `store`, `upload` and `fs::error`, `fs::meta`, `fs::name`,
+//! `fs::xattr` of the crate, besides std and external crates.
 
 use std::ffi::OsStr;
 use std::time::SystemTime;

@@ -16,6 +16,9 @@
 //! are met. A TTL of zero or a size of
 //! zero disables the cache. Guarded by a plain mutex: every operation is a
 //! few map operations and never awaits.
+//!
+//! Imports: `cache` and `fs::meta`, `fs::name` of the crate, besides std and
+//! external crates.
 
 use std::time::{Duration, Instant};
 

@@ -18,6 +18,9 @@
 //! listing is stable for the life of the handle even while the directory
 //! changes (POSIX allows either, and `rm -r`, which deletes while reading,
 //! depends on not seeing entries twice).
+//!
+//! Imports: `store` and `fs::meta`, `fs::name` of the crate, besides std and
+//! external crates.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;

@@ -12,6 +12,8 @@
 //! segment, `a/./b` a `.`, a key may hold NUL or a 300-byte segment. Such
 //! keys cannot be shown; [`check_listed_name`] says why, and the listing code
 //! skips them (with one warning per key).
+//!
+//! Imports: `fs::error` of the crate, besides std and external crates.
 
 use std::ffi::OsStr;
 use std::fmt;

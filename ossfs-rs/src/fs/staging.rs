@@ -19,6 +19,9 @@
 //! The state is plain data ([`StagingRecord`]: path, size, flags) so the
 //! supervised-restart journal can hand an open writer's staging file to a
 //! new worker. The file is removed when the last handle is released.
+//!
+//! Imports: `store`, `upload` and `fs::error`, `fs::journal`, `fs::meta` of
+//! the crate, besides std and external crates.
 
 use std::fs::File;
 use std::io;

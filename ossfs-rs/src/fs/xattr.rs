@@ -17,6 +17,8 @@
 //! Decoding is lenient: a value that is not valid JSON is parsed the way
 //! s3fs does (split on `,` and the last `:` of each pair), and an entry that
 //! cannot be decoded is dropped rather than failing the whole read.
+//!
+//! Imports: nothing of the crate; std and external crates only.
 
 use std::collections::BTreeMap;
 

@@ -12,6 +12,8 @@
 //! cleared. A full table (more than [`SLOTS`] requests at once) leaves the
 //! extra requests unrecorded: they are still resent, only the no-resend
 //! fallback cannot see them.
+//!
+//! Imports: nothing of the crate; std and external crates only.
 
 use std::fs::OpenOptions;
 use std::io;

@@ -15,6 +15,9 @@
 //! - It remembers, through the journal, the answers of non-idempotent
 //!   requests, so a resent one (bit 63 of `unique` set) gets the answer its
 //!   first attempt earned ([`Ledger::replayed`]).
+//!
+//! Imports: `fs` and `fuse::inflight` of the crate, besides std and external
+//! crates.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

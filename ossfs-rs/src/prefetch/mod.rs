@@ -35,6 +35,9 @@
 //! (asynchronous readahead), slightly out of order; the state is one `std`
 //! mutex held only to plan, never across an await, and a read a little
 //! behind or ahead of the stream still counts as sequential.
+//!
+//! Imports (besides its own submodules): `cache`, `memory`, `store` of the
+//! crate, besides std and external crates.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -15,6 +15,9 @@
 //! to a fresh mode-0600 file whose path is printed. The endpoint has no
 //! persistence and no TLS, so a non-loopback listen address is refused
 //! unless `--allow-remote` is given.
+//!
+//! Imports (besides its own submodules): nothing of the crate; std and
+//! external crates only.
 
 pub mod memstore;
 pub mod server;

@@ -11,6 +11,9 @@
 //! accepting, lets in-flight requests finish (bounded by
 //! [`GRACEFUL_TIMEOUT`]) and waits; dropping the value instead aborts the
 //! accept task and with it every connection at once.
+//!
+//! Imports: `store` and `serve::memstore`, `serve::service` of the crate,
+//! besides std and external crates.
 
 use std::fmt;
 use std::net::SocketAddr;

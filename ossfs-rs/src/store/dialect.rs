@@ -4,6 +4,8 @@
 //! [`Provider`] (a "personality", as Mountpoint's `S3Personality`), never
 //! through equality checks scattered over the client. Every limit names the
 //! vendor document it comes from.
+//!
+//! Imports: nothing of the crate; std and external crates only.
 
 use std::fmt;
 use std::str::FromStr;

@@ -5,6 +5,9 @@
 //!
 //! Dialect differences come from [`Provider`]'s behaviour methods (header
 //! prefix, listing style, copy-source form), never from scattered checks.
+//!
+//! Imports: `store::dialect`, `store::sign`, `store::types`, `store::xml` of
+//! the crate, besides std and external crates.
 
 use base64::Engine;
 use bytes::Bytes;

@@ -9,6 +9,8 @@
 //! answered long ago, by the same binary with the same settings). Then the
 //! real `/dev/fuse` fd is `dup2`ed over fuser's end, so the session's
 //! threads read and write the connection itself (DESIGN.md section 5).
+//!
+//! Imports: nothing of the crate; std and external crates only.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};

@@ -14,6 +14,8 @@
 //! the log with a rename. A worker opening the journal replays it and
 //! compacts at once. A torn last line (a worker killed inside a write) is
 //! skipped with a warning.
+//!
+//! Imports: `fs` of the crate, besides std and external crates.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};

@@ -2,6 +2,9 @@
 //! credentials, the store client, the filesystem settings and the kernel
 //! mount options. The supervisor runs the check and resolves credentials
 //! once; each worker builds its client and filesystem from the same request.
+//!
+//! Imports: `check`, `config`, `fs`, `fuse`, `store` and
+//! `supervisor::fusedev` of the crate, besides std and external crates.
 
 use std::path::Path;
 use std::sync::Arc;

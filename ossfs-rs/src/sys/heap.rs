@@ -24,6 +24,8 @@
 //!
 //! A `MALLOC_MMAP_THRESHOLD_` in the environment wins (glibc reads it
 //! itself), so an operator can still tune it.
+//!
+//! Imports: nothing of the crate; std and external crates only.
 
 /// Large buffers at or above this size get their own mapping.
 const MMAP_THRESHOLD: i32 = 4 * 1024 * 1024;

@@ -14,7 +14,7 @@
 //! - [`heap`] and [`prefault`]: the allocator settings and the global
 //!   allocator of the binary.
 //!
-//! Imports: std, libc and nix only. Nothing here imports another layer of
+//! Imports: std, libc, nix and thiserror only. Nothing here imports another layer of
 //! the crate: every other layer may import this one.
 
 pub mod daemon;

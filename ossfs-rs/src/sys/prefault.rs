@@ -14,6 +14,8 @@
 //!
 //! Blocks of several MiB (prefetched and upload parts) are also advised to
 //! use transparent huge pages here, see [`super::heap`].
+//!
+//! Imports: `sys::heap` of the crate, besides std and external crates.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 

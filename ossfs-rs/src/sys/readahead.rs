@@ -12,6 +12,8 @@
 //! The mount's device number comes from `/proc/self/mountinfo`; the knob is
 //! `/sys/class/bdi/MAJOR:MINOR/read_ahead_kb` (root only). Failing to set
 //! it is not an error of the mount: the caller logs it and goes on.
+//!
+//! Imports: `sys::mountinfo` of the crate, besides std and external crates.
 
 use std::io;
 use std::path::Path;

@@ -9,6 +9,9 @@
 //!
 //! The variables are read once, when the provider is resolved: the process
 //! environment does not change while the daemon runs.
+//!
+//! Imports: `store::credentials`, `store::dialect` of the crate, besides std
+//! and external crates.
 
 use std::collections::HashMap;
 use std::fmt;

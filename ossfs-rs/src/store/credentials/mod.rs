@@ -11,6 +11,9 @@
 //! Secrets never appear in `Debug` output, logs or error messages: the
 //! `Debug` impls are written by hand and print `<redacted>`, and errors
 //! name files and line numbers, never a line's content.
+//!
+//! Imports (besides its own submodules): nothing of the crate; std and
+//! external crates only.
 
 pub mod env;
 pub mod passwd;

@@ -13,6 +13,9 @@
 //! runs on the opened file's metadata, so the file checked is the file read.
 //! Errors name the path and line number, never a line's content, since the
 //! content is a secret.
+//!
+//! Imports: `store::credentials`, `store::dialect` of the crate, besides std
+//! and external crates.
 
 use std::fs::File;
 use std::io::Read;

@@ -15,6 +15,10 @@
 //! other keys than the operator meant. A default passwd file that is absent,
 //! or has no line for the bucket, is skipped and noted; when nothing is
 //! found, [`CredentialError::NotFound`] lists every place tried.
+//!
+//! Imports: `store::credentials`, `store::credentials::env`,
+//! `store::credentials::passwd`, `store::credentials::sts`, `store::dialect`
+//! of the crate, besides std and external crates.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -15,6 +15,9 @@
 //!
 //! A `std::sync::Mutex` guards the cache: the critical section is a few
 //! small file reads, never held across an `.await`.
+//!
+//! Imports: `store::credentials` of the crate, besides std and external
+//! crates.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -2,6 +2,8 @@
 //!
 //! Everything goes through `time` with checked conversions, so a clock
 //! before 1970 or past year 9999 is a [`SignError::Clock`], never a panic.
+//!
+//! Imports: `store::sign` of the crate, besides std and external crates.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -4,6 +4,8 @@
 //! HMAC keys are padded to the block size here, as RFC 2104 does, so the
 //! MAC is built with `KeyInit::new` on a fixed-size key: there is no
 //! fallible key-length path and nothing to unwrap.
+//!
+//! Imports: nothing of the crate; std and external crates only.
 
 use hmac::digest::{Digest, Key, KeyInit};
 use hmac::{Hmac, Mac};

@@ -6,6 +6,8 @@
 //! sent cannot drift apart. The dialects differ only in how they sort pairs
 //! and write an empty value, which [`encode_pairs`] and [`join_pairs`] take
 //! as arguments.
+//!
+//! Imports: nothing of the crate; std and external crates only.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 

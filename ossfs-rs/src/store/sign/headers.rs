@@ -4,6 +4,8 @@
 //! ASCII as `&str`, but user metadata may carry UTF-8, so values are decoded
 //! here from their bytes; anything that is not UTF-8 cannot be signed and is
 //! an [`SignError::InvalidHeader`] naming the header (never its value).
+//!
+//! Imports: `store::sign` of the crate, besides std and external crates.
 
 use super::{HttpRequest, SignError};
 

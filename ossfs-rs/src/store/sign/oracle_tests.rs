@@ -14,6 +14,9 @@
 //! headers our scheme signs, or (OSS V4) ours is told to sign the same
 //! additional headers: header *selection* is pinned by the vectors and the
 //! unit tests of each signer, the oracle checks canonical forms and MACs.
+//!
+//! Imports (test code only): `store::sign`, `store::credentials` and
+//! `store::dialect` of the crate, and the reqsign crates.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -5,6 +5,9 @@
 //! `<algorithm>\n<iso time>\n<scope>\n<hex sha256(canonical request)>`. They
 //! differ only in the names, which a [`Scheme`] carries; each signer keeps
 //! its own canonical request.
+//!
+//! Imports: `store::sign`, `store::sign::clock`, `store::sign::digest` of the
+//! crate, besides std and external crates.
 
 use std::time::SystemTime;
 

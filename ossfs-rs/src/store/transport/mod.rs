@@ -18,6 +18,9 @@
 //! Timeouts: connecting is bounded by `connect_timeout`; the reply head, and
 //! then each body chunk, by `read_timeout`. A request with a body counts the
 //! upload within the head's bound, as reqwest did.
+//!
+//! Imports (besides its own submodules): `store::types` of the crate, besides
+//! std and external crates.
 
 use std::future::Future;
 use std::io;

@@ -26,6 +26,9 @@
 //! only when a delimiter was given), with the greatest name on the page (the
 //! last key or the last common prefix). A truncated reply that gives no way
 //! to continue is an error, never a silently short listing.
+//!
+//! Imports: `store::dialect`, `store::types`, `store::xml`,
+//! `store::xml::tree` of the crate, besides std and external crates.
 
 use std::borrow::Cow;
 

@@ -25,6 +25,9 @@
 //!   [`parse_list_parts`], [`complete_multipart_body`];
 //! - copies: [`parse_copy_result`] for CopyObject and UploadPartCopy;
 //! - delete-multiple: [`delete_objects_body`] and [`parse_delete_result`].
+//!
+//! Imports (besides its own submodules): `store::error` of the crate, besides
+//! std and external crates.
 
 mod list;
 mod multipart;

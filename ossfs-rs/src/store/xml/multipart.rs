@@ -9,6 +9,9 @@
 //! Request bodies are built by hand: they are two fixed shapes, and the only
 //! subtle part, escaping keys, is done by [`tree::escape_text`] and checked
 //! against our own parser in the tests.
+//!
+//! Imports: `store::types`, `store::xml`, `store::xml::list`,
+//! `store::xml::tree` of the crate, besides std and external crates.
 
 use std::time::SystemTime;
 

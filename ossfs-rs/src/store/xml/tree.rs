@@ -14,6 +14,8 @@
 //! - namespace prefixes and the `xmlns` attribute are ignored (local names);
 //! - entity and character references (`&amp;`, `&#13;`) are resolved, and an
 //!   unknown entity is an error rather than silently dropped text.
+//!
+//! Imports: `store::xml` of the crate, besides std and external crates.
 
 use quick_xml::events::{BytesRef, Event};
 use quick_xml::reader::Reader;
