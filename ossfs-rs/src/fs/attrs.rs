@@ -158,6 +158,14 @@ impl Fs {
                 let put = copy_object(self.store.as_ref(), &key, &key, &copy)
                     .await
                     .map_err(|e| FsError::store(format!("update metadata of {key}"), e))?;
+                // A clean writer's copy is now this version (what a
+                // restarted worker compares the object with).
+                if let Some(st) = self.staging_of(ino) {
+                    let mut state = st.lock().await;
+                    if !state.dirty && state.etag == info.etag {
+                        st.mark_uploaded(&mut state, &put.etag);
+                    }
+                }
                 new_info.etag = put.etag;
             }
         }

@@ -19,22 +19,21 @@
 //! `fs::dir`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::dir::DirSnapshot;
 use super::handle::{HandleTable, journal_open};
 use super::inode::InodeTable;
 use super::journal::{Answer, JournalHandle, JournalOp};
-use super::record::{HandleKind, HandleRecord};
+use super::record::{HandleKind, HandleRecord, StagedFile};
 
 /// Tables rebuilt from a journal, for the next worker.
 #[derive(Debug, Default)]
 pub struct Restored {
     pub inodes: InodeTable,
     pub handles: HandleTable,
-    /// Staging files of open writers: ino -> (path, loaded).
-    pub stagings: BTreeMap<u64, (PathBuf, bool)>,
+    /// Staging files of open writers, with what is known of each.
+    pub stagings: BTreeMap<u64, StagedFile>,
     /// Remembered answers by `unique` (without the resend bit).
     pub answers: BTreeMap<u64, Answer>,
     /// Streamed uploads a dead worker left: ino -> (key, upload id).
@@ -74,12 +73,50 @@ impl Restored {
             JournalOp::Close { fh } => {
                 self.handles.remove(fh);
             }
-            JournalOp::Stage { ino, path, loaded } => {
-                self.stagings.insert(ino, (path, loaded));
+            JournalOp::Stage {
+                ino,
+                path,
+                loaded,
+                etag,
+            } => {
+                // An older build's journal says nothing of uploads: a whole
+                // copy may hold writes (what that build assumed).
+                let dirty = loaded && etag.is_none();
+                self.stagings.insert(
+                    ino,
+                    StagedFile {
+                        path,
+                        loaded,
+                        dirty,
+                        unlinked: false,
+                        etag,
+                    },
+                );
             }
-            JournalOp::Loaded { ino } => {
+            JournalOp::Loaded { ino, etag } => {
                 if let Some(s) = self.stagings.get_mut(&ino) {
-                    s.1 = true;
+                    s.loaded = true;
+                    match etag {
+                        Some(etag) => s.etag = Some(etag),
+                        None if s.etag.is_none() => s.dirty = true,
+                        None => {}
+                    }
+                }
+            }
+            JournalOp::Dirty { ino } => {
+                if let Some(s) = self.stagings.get_mut(&ino) {
+                    s.dirty = true;
+                }
+            }
+            JournalOp::Uploaded { ino, etag } => {
+                if let Some(s) = self.stagings.get_mut(&ino) {
+                    s.dirty = false;
+                    s.etag = Some(etag);
+                }
+            }
+            JournalOp::Orphan { ino } => {
+                if let Some(s) = self.stagings.get_mut(&ino) {
+                    s.unlinked = true;
                 }
             }
             JournalOp::Unstage { ino } => {
@@ -115,15 +152,9 @@ impl Restored {
             .map(JournalOp::Node)
             .collect();
         ops.extend(self.handles.records().into_iter().map(journal_open));
-        ops.extend(
-            self.stagings
-                .iter()
-                .map(|(ino, (path, loaded))| JournalOp::Stage {
-                    ino: *ino,
-                    path: path.clone(),
-                    loaded: *loaded,
-                }),
-        );
+        for (ino, s) in &self.stagings {
+            ops.extend(staged_ops(*ino, s));
+        }
         ops.extend(
             self.streams
                 .iter()
@@ -145,8 +176,27 @@ impl Restored {
     }
 }
 
+/// The operations that rebuild the facts `s` of the staging file of `ino`.
+fn staged_ops(ino: u64, s: &StagedFile) -> Vec<JournalOp> {
+    let mut ops = vec![JournalOp::Stage {
+        ino,
+        path: s.path.clone(),
+        loaded: s.loaded,
+        etag: s.etag.clone(),
+    }];
+    // Stage of an older build's whole copy already says dirty.
+    if s.dirty && !(s.loaded && s.etag.is_none()) {
+        ops.push(JournalOp::Dirty { ino });
+    }
+    if s.unlinked {
+        ops.push(JournalOp::Orphan { ino });
+    }
+    ops
+}
+
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
     use std::sync::Mutex;
 
     use super::*;
@@ -245,12 +295,14 @@ mod tests {
             ino: 5,
             path: "/s/1".into(),
             loaded: false,
+            etag: None,
         });
-        ops.push(JournalOp::Loaded { ino: 5 });
+        ops.push(JournalOp::Loaded { ino: 5, etag: None });
         ops.push(JournalOp::Stage {
             ino: 7,
             path: "/s/2".into(),
             loaded: true,
+            etag: None,
         });
         ops.push(JournalOp::Unstage { ino: 7 });
         for (ino, id) in [(5, "u5"), (7, "u7"), (8, "u8")] {
@@ -268,7 +320,10 @@ mod tests {
         });
         let r = replay(&ops);
         assert_eq!(r.handles.records(), h.records());
-        assert_eq!(r.stagings.get(&5), Some(&(PathBuf::from("/s/1"), true)));
+        assert_eq!(
+            r.stagings.get(&5).map(|s| (s.path.clone(), s.loaded)),
+            Some((PathBuf::from("/s/1"), true))
+        );
         assert!(!r.stagings.contains_key(&7));
         // Only the stream of a file still staged and not ended is left.
         let left: Vec<_> = r.streams.iter().collect();
