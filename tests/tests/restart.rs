@@ -929,20 +929,27 @@ fn a_file_replaced_while_open_stays_replaced_after_an_upgrade() {
     replaced_while_open("adopt-replace-upgrade", Restart::Upgrade);
 }
 
+/// A file at `path` opened for writing, written (not flushed) and then
+/// unlinked while open: the stale writer.
+fn unlinked_while_open(path: &Path) -> File {
+    fs::write(path, b"first version\n").unwrap_or_else(|e| panic!("{e}"));
+    let mut stale = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    stale
+        .write_all(b"stale writer\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    fs::remove_file(path).unwrap_or_else(|e| panic!("{e}"));
+    stale
+}
+
 #[test]
 fn a_file_unlinked_while_open_stays_deleted_after_a_worker_kill() {
     let m = Mount::new("adopt-unlink");
     let bucket = Bucket::garage();
     let key = format!("{}f", m.prefix());
-    fs::write(m.join("f"), b"doomed\n").unwrap_or_else(|e| panic!("{e}"));
-    let mut stale = OpenOptions::new()
-        .write(true)
-        .open(m.join("f"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    stale
-        .write_all(b"stale writer\n")
-        .unwrap_or_else(|e| panic!("{e}"));
-    fs::remove_file(m.join("f")).unwrap_or_else(|e| panic!("{e}"));
+    let stale = unlinked_while_open(&m.join("f"));
     restart(&m, Restart::Kill);
     close_last(stale);
     assert_eq!(
@@ -962,15 +969,7 @@ fn a_file_unlinked_and_recreated_while_open_keeps_the_new_one_after_a_worker_kil
     let m = Mount::new("adopt-recreate");
     let bucket = Bucket::garage();
     let key = format!("{}out.o", m.prefix());
-    fs::write(m.join("out.o"), b"first build\n").unwrap_or_else(|e| panic!("{e}"));
-    let mut stale = OpenOptions::new()
-        .write(true)
-        .open(m.join("out.o"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    stale
-        .write_all(b"stale writer\n")
-        .unwrap_or_else(|e| panic!("{e}"));
-    fs::remove_file(m.join("out.o")).unwrap_or_else(|e| panic!("{e}"));
+    let stale = unlinked_while_open(&m.join("out.o"));
     fs::write(m.join("out.o"), b"the new file\n").unwrap_or_else(|e| panic!("{e}"));
     restart(&m, Restart::Kill);
     close_last(stale);

@@ -195,7 +195,7 @@ fn staged_ops(ino: u64, s: &StagedFile) -> Vec<JournalOp> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::PathBuf;
     use std::sync::Mutex;
 
@@ -205,8 +205,10 @@ mod tests {
     use crate::fs::meta::Kind;
     use crate::fs::record::InodeRecord;
 
+    /// A journal that keeps every operation (also used by
+    /// `fs/tests/adoption.rs`).
     #[derive(Debug, Default)]
-    struct Collect(Mutex<Vec<JournalOp>>);
+    pub(crate) struct Collect(pub(crate) Mutex<Vec<JournalOp>>);
 
     impl JournalSink for Collect {
         fn record(&self, op: &JournalOp) {
@@ -340,6 +342,90 @@ mod tests {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
         assert_eq!(back, ops);
+    }
+
+    #[test]
+    fn staging_facts_replay_and_survive_compaction() {
+        let stage = |ino: u64, etag: &str| JournalOp::Stage {
+            ino,
+            path: format!("/s/{ino}").into(),
+            loaded: true,
+            etag: Some(etag.into()),
+        };
+        let ops = vec![
+            // Written, uploaded, clean.
+            stage(1, "e0"),
+            JournalOp::Dirty { ino: 1 },
+            JournalOp::Uploaded {
+                ino: 1,
+                etag: "e1".into(),
+            },
+            // Uploaded, then written again.
+            stage(2, "e0"),
+            JournalOp::Uploaded {
+                ino: 2,
+                etag: "e2".into(),
+            },
+            JournalOp::Dirty { ino: 2 },
+            // Unlinked while open.
+            stage(3, "e0"),
+            JournalOp::Dirty { ino: 3 },
+            JournalOp::Orphan { ino: 3 },
+            // Loaded later, from another version than the open saw.
+            JournalOp::Stage {
+                ino: 4,
+                path: "/s/4".into(),
+                loaded: false,
+                etag: Some("stale".into()),
+            },
+            JournalOp::Loaded {
+                ino: 4,
+                etag: Some("e4".into()),
+            },
+        ];
+        let r = replay(&ops);
+        let facts = |r: &Restored, ino| {
+            r.stagings
+                .get(&ino)
+                .map(|s| (s.loaded, s.dirty, s.unlinked, s.etag.clone()))
+        };
+        let e = |s: &str| Some(s.to_string());
+        let expected = [
+            (1, Some((true, false, false, e("e1")))),
+            (2, Some((true, true, false, e("e2")))),
+            (3, Some((true, true, true, e("e0")))),
+            (4, Some((true, false, false, e("e4")))),
+        ];
+        let compacted = replay(&r.snapshot());
+        for (ino, want) in &expected {
+            assert_eq!(facts(&r, *ino), *want, "ino {ino}");
+            assert_eq!(facts(&compacted, *ino), *want, "ino {ino} compacted");
+        }
+    }
+
+    #[test]
+    fn an_older_builds_journal_loads_and_its_whole_copies_are_dirty() {
+        let lines = [
+            r#"{"op":"stage","ino":5,"path":"/s/5","loaded":false}"#,
+            r#"{"op":"loaded","ino":5}"#,
+            r#"{"op":"stage","ino":6,"path":"/s/6","loaded":true}"#,
+            r#"{"op":"stage","ino":7,"path":"/s/7","loaded":false}"#,
+        ];
+        let ops: Vec<JournalOp> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect();
+        let r = replay(&ops);
+        for r in [&r, &replay(&r.snapshot())] {
+            let facts = |ino| {
+                r.stagings
+                    .get(&ino)
+                    .map(|s| (s.loaded, s.dirty, s.etag.clone()))
+            };
+            assert_eq!(facts(5), Some((true, true, None)));
+            assert_eq!(facts(6), Some((true, true, None)));
+            assert_eq!(facts(7), Some((false, false, None)));
+        }
     }
 
     #[test]
