@@ -12,6 +12,13 @@
 //! atime is not stored (like ossfs without `-o atime`): an atime-only
 //! change succeeds without a request. The root of the mount shows the
 //! mount's defaults and cannot be chmod'ed or chown'ed (EPERM).
+//!
+//! A clean writer's copy whose object gets new metadata this way takes the
+//! new ETag as its version (what a restarted worker compares the object
+//! with, `adoption.rs`).
+//!
+//! Imports: `fs::{error, meta, xattr}` and the shared state of `fs/mod.rs`
+//! (its staging files); `store`, `upload` (object copies).
 
 use std::ffi::OsStr;
 use std::time::SystemTime;

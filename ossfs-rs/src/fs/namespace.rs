@@ -20,6 +20,9 @@
 //! - An open writer's staging file whose name is unlinked or replaced is
 //!   orphaned: never uploaded again, journaled so (`JournalOp::Orphan`)
 //!   for a restarted worker.
+//!
+//! Imports: `fs::{error, journal, meta, name}` and the shared state of
+//! `fs/mod.rs`; `store`, `upload` (object copies).
 
 use std::ffi::OsStr;
 use std::path::Path;

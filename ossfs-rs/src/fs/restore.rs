@@ -6,7 +6,9 @@
 //! serves: the upload metadata of each adopted staging file (a HEAD of its
 //! object, as an open would do) and the listing of each open directory
 //! handle (listed again; a directory that changed in between shows its new
-//! entries, as a rewinddir would).
+//! entries, as a rewinddir would). Each staging file is adopted with what
+//! the dead worker knew of it (`record::StagedFile`: unlinked, dirty, the
+//! ETag it came from), which `adoption.rs` turns into upload or not.
 //!
 //! Imports: `fs::{replay, journal, record, meta, staging}` and the shared
 //! state of `fs/mod.rs`; `store`, `upload::stream` (aborting orphaned

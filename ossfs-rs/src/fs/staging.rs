@@ -18,7 +18,15 @@
 //!
 //! The state is plain data ([`StagingRecord`]: path, size, flags) so the
 //! supervised-restart journal can hand an open writer's staging file to a
-//! new worker. The file is removed when the last handle is released.
+//! new worker. What that worker must know is journaled as it changes: the
+//! copy becoming whole (with the ETag it was loaded from), becoming dirty
+//! (the first write after a load or an upload, not every write) and being
+//! uploaded (with the new ETag); [`Staging::adopt`] takes those facts back
+//! and `adoption.rs` decides what an adopted copy may upload. The file is
+//! removed when the last handle is released.
+//!
+//! Imports: `fs::{error, journal, meta, record}`; `store` (the download),
+//! `upload::stream` (a streamed upload's handle).
 
 use std::fs::File;
 use std::io;

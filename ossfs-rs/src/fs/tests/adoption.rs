@@ -1,5 +1,8 @@
 //! A worker "killed" with open writers and a next one adopting their
 //! staging files from the journal: what each close then uploads.
+//!
+//! Imports: the test harness (`super`), `fs::{journal, replay}` and
+//! `store::layer` (counting uploads).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
