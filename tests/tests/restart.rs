@@ -868,15 +868,17 @@ fn restart(m: &Mount, how: Restart) {
     }
 }
 
-/// The object at `key`, `None` when there is none.
-fn object(bucket: &Bucket, key: &str) -> Option<Vec<u8>> {
+/// The object at `key` as text, `None` when there is none.
+fn object(bucket: &Bucket, key: &str) -> Option<String> {
     bucket.block_on(async {
         match bucket.store().get(key, None).await {
             Ok(obj) => Some(
-                obj.collect()
-                    .await
-                    .unwrap_or_else(|e| panic!("read {key}: {e}"))
-                    .to_vec(),
+                String::from_utf8_lossy(
+                    &obj.collect()
+                        .await
+                        .unwrap_or_else(|e| panic!("read {key}: {e}")),
+                )
+                .into_owned(),
             ),
             Err(ossfs_rs::store::StoreError::NotFound { .. }) => None,
             Err(e) => panic!("get {key}: {e}"),
@@ -908,7 +910,7 @@ fn replaced_while_open(name: &str, how: Restart) {
     close_last(stale);
     assert_eq!(
         object(&bucket, &key).as_deref(),
-        Some(&b"NEW CONFIG\n"[..]),
+        Some("NEW CONFIG\n"),
         "the store must keep the replacement ({how:?})\n{}",
         m.log_tail()
     );
@@ -975,7 +977,7 @@ fn a_file_unlinked_and_recreated_while_open_keeps_the_new_one_after_a_worker_kil
     close_last(stale);
     assert_eq!(
         object(&bucket, &key).as_deref(),
-        Some(&b"the new file\n"[..]),
+        Some("the new file\n"),
         "the stale writer overwrote the new file\n{}",
         m.log_tail()
     );
@@ -998,20 +1000,17 @@ fn a_clean_writer_does_not_revert_another_mounts_version_after_a_worker_kill() {
         .write_all(b"A's old data\n")
         .unwrap_or_else(|e| panic!("{e}"));
     writer.sync_all().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        object(&bucket, &key).as_deref(),
-        Some(&b"A's old data\n"[..])
-    );
+    assert_eq!(object(&bucket, &key).as_deref(), Some("A's old data\n"));
     fs::write(b.join("f"), b"B's newer version\n").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         object(&bucket, &key).as_deref(),
-        Some(&b"B's newer version\n"[..])
+        Some("B's newer version\n")
     );
     restart(&a, Restart::Kill);
     close_last(writer);
     assert_eq!(
         object(&bucket, &key).as_deref(),
-        Some(&b"B's newer version\n"[..]),
+        Some("B's newer version\n"),
         "a clean writer reverted the other mount's version\n{}",
         a.log_tail()
     );
@@ -1122,7 +1121,7 @@ fn unsent_writes_do_not_overwrite_another_mounts_version_after_a_worker_kill() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         object(&bucket, &key).as_deref(),
-        Some(&b"B's newer version\n"[..]),
+        Some("B's newer version\n"),
         "unsent writes overwrote the other mount's version\n{}",
         a.log_tail()
     );
