@@ -839,3 +839,312 @@ fn a_crash_loop_backs_off_keeps_the_mount_and_umount_works() {
     assert_eq!(fs::read(m.join("a")).unwrap_or_default(), b"still here");
     m.unmount_ok();
 }
+
+// ---- adoption: what a new worker takes over (issue 20, bugs 1 and 2) ----
+
+/// A restart of `m`'s worker: a `kill -9`, or a live upgrade to the same
+/// binary.
+#[derive(Clone, Copy, Debug)]
+enum Restart {
+    Kill,
+    Upgrade,
+}
+
+fn restart(m: &Mount, how: Restart) {
+    match how {
+        Restart::Kill => {
+            let t = kill_worker(m);
+            report("adoption", &[t]);
+        }
+        Restart::Upgrade => {
+            let out = upgrade(m, &[]);
+            assert!(
+                out.status.success(),
+                "upgrade failed: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                m.log_tail()
+            );
+        }
+    }
+}
+
+/// The object at `key` as text, `None` when there is none.
+fn object(bucket: &Bucket, key: &str) -> Option<String> {
+    bucket.block_on(async {
+        match bucket.store().get(key, None).await {
+            Ok(obj) => Some(
+                String::from_utf8_lossy(
+                    &obj.collect()
+                        .await
+                        .unwrap_or_else(|e| panic!("read {key}: {e}")),
+                )
+                .into_owned(),
+            ),
+            Err(ossfs_rs::store::StoreError::NotFound { .. }) => None,
+            Err(e) => panic!("get {key}: {e}"),
+        }
+    })
+}
+
+/// Close `f` as the last descriptor of its file and give the release
+/// (which the kernel sends after close(2) returns) time to reach the worker.
+fn close_last(f: File) {
+    drop(f);
+    std::thread::sleep(Duration::from_millis(1500));
+}
+
+/// `mv new over f` while a stale writer holds `f` open, a restart, the
+/// stale writer's close: the replacement stays, in the store too.
+fn replaced_while_open(name: &str, how: Restart) {
+    let m = Mount::new(name);
+    let bucket = Bucket::garage();
+    let key = format!("{}config", m.prefix());
+    fs::write(m.join("config"), b"old config\n").unwrap_or_else(|e| panic!("{e}"));
+    let mut stale = File::create(m.join("config")).unwrap_or_else(|e| panic!("{e}"));
+    stale
+        .write_all(b"stale writer\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    fs::write(m.join("config.tmp"), b"NEW CONFIG\n").unwrap_or_else(|e| panic!("{e}"));
+    fs::rename(m.join("config.tmp"), m.join("config")).unwrap_or_else(|e| panic!("{e}"));
+    restart(&m, how);
+    close_last(stale);
+    assert_eq!(
+        object(&bucket, &key).as_deref(),
+        Some("NEW CONFIG\n"),
+        "the store must keep the replacement ({how:?})\n{}",
+        m.log_tail()
+    );
+    assert_eq!(object(&bucket, &format!("{}config.tmp", m.prefix())), None);
+    assert_eq!(
+        fs::read(m.join("config")).unwrap_or_default(),
+        b"NEW CONFIG\n"
+    );
+}
+
+#[test]
+fn a_file_replaced_while_open_stays_replaced_after_a_worker_kill() {
+    replaced_while_open("adopt-replace-kill", Restart::Kill);
+}
+
+#[test]
+fn a_file_replaced_while_open_stays_replaced_after_an_upgrade() {
+    replaced_while_open("adopt-replace-upgrade", Restart::Upgrade);
+}
+
+/// A file at `path` opened for writing, written (not flushed) and then
+/// unlinked while open: the stale writer.
+fn unlinked_while_open(path: &Path) -> File {
+    fs::write(path, b"first version\n").unwrap_or_else(|e| panic!("{e}"));
+    let mut stale = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    stale
+        .write_all(b"stale writer\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    fs::remove_file(path).unwrap_or_else(|e| panic!("{e}"));
+    stale
+}
+
+#[test]
+fn a_file_unlinked_while_open_stays_deleted_after_a_worker_kill() {
+    let m = Mount::new("adopt-unlink");
+    let bucket = Bucket::garage();
+    let key = format!("{}f", m.prefix());
+    let stale = unlinked_while_open(&m.join("f"));
+    restart(&m, Restart::Kill);
+    close_last(stale);
+    assert_eq!(
+        object(&bucket, &key),
+        None,
+        "the unlinked file came back\n{}",
+        m.log_tail()
+    );
+    assert!(
+        fs::symlink_metadata(m.join("f")).is_err(),
+        "the unlinked file shows again"
+    );
+}
+
+#[test]
+fn a_file_unlinked_and_recreated_while_open_keeps_the_new_one_after_a_worker_kill() {
+    let m = Mount::new("adopt-recreate");
+    let bucket = Bucket::garage();
+    let key = format!("{}out.o", m.prefix());
+    let stale = unlinked_while_open(&m.join("out.o"));
+    fs::write(m.join("out.o"), b"the new file\n").unwrap_or_else(|e| panic!("{e}"));
+    restart(&m, Restart::Kill);
+    close_last(stale);
+    assert_eq!(
+        object(&bucket, &key).as_deref(),
+        Some("the new file\n"),
+        "the stale writer overwrote the new file\n{}",
+        m.log_tail()
+    );
+    assert_eq!(
+        fs::read(m.join("out.o")).unwrap_or_default(),
+        b"the new file\n"
+    );
+}
+
+#[test]
+fn a_clean_writer_does_not_revert_another_mounts_version_after_a_worker_kill() {
+    let a = Mount::new("adopt-two");
+    let b = Mount::builder(shared_garage(), "adopt-two-b")
+        .prefix(a.prefix())
+        .mount();
+    let bucket = Bucket::garage();
+    let key = format!("{}f", a.prefix());
+    let mut writer = File::create(a.join("f")).unwrap_or_else(|e| panic!("{e}"));
+    writer
+        .write_all(b"A's old data\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    writer.sync_all().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(object(&bucket, &key).as_deref(), Some("A's old data\n"));
+    fs::write(b.join("f"), b"B's newer version\n").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        object(&bucket, &key).as_deref(),
+        Some("B's newer version\n")
+    );
+    restart(&a, Restart::Kill);
+    close_last(writer);
+    assert_eq!(
+        object(&bucket, &key).as_deref(),
+        Some("B's newer version\n"),
+        "a clean writer reverted the other mount's version\n{}",
+        a.log_tail()
+    );
+}
+
+/// A writer in a child process of its own: it opens `path`, writes
+/// `data` and waits; [`ForkedWriter::close`] makes it close the file and
+/// returns what close(2) answered. Forked so that no other test thread's
+/// fork inherits the descriptor (and flushes it at its exec).
+struct ForkedWriter {
+    pid: libc::pid_t,
+    go: std::os::fd::OwnedFd,
+}
+
+impl ForkedWriter {
+    fn start(path: &Path, data: &[u8]) -> ForkedWriter {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let cpath =
+            std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let (mut ready, mut go) = ([0i32; 2], [0i32; 2]);
+        // SAFETY: pipe writes two fds into each live array.
+        let rc = unsafe { libc::pipe(ready.as_mut_ptr()) | libc::pipe(go.as_mut_ptr()) };
+        assert_eq!(rc, 0, "pipe: {}", std::io::Error::last_os_error());
+        // SAFETY: the child calls only async-signal-safe functions (open,
+        // write, read, close, _exit) on memory prepared before the fork.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: as above; every pointer is to live memory.
+            unsafe {
+                let fd = libc::open(cpath.as_ptr(), libc::O_WRONLY);
+                if fd < 0 {
+                    libc::_exit(101);
+                }
+                if libc::write(fd, data.as_ptr().cast(), data.len()) != data.len() as isize {
+                    libc::_exit(102);
+                }
+                let byte = 1u8;
+                libc::write(ready[1], (&byte as *const u8).cast(), 1);
+                let mut b = 0u8;
+                libc::read(go[0], (&mut b as *mut u8).cast(), 1);
+                let code = if libc::close(fd) == 0 {
+                    0
+                } else {
+                    *libc::__errno_location()
+                };
+                libc::_exit(code);
+            }
+        }
+        // SAFETY: closing our copies of the child's ends, and taking
+        // ownership of the two ends that are ours.
+        let (ready_r, go_w) = unsafe {
+            libc::close(ready[1]);
+            libc::close(go[0]);
+            (
+                std::os::fd::OwnedFd::from_raw_fd(ready[0]),
+                std::os::fd::OwnedFd::from_raw_fd(go[1]),
+            )
+        };
+        let mut ready_r = File::from(ready_r);
+        let mut b = [0u8; 1];
+        let n = ready_r.read(&mut b).unwrap_or(0);
+        assert_eq!(
+            n,
+            1,
+            "the forked writer could not open or write {}",
+            path.display()
+        );
+        ForkedWriter { pid, go: go_w }
+    }
+
+    /// Close the file; the errno close(2) answered (0: success).
+    fn close(self) -> i32 {
+        let mut go = File::from(self.go);
+        go.write_all(b"x").unwrap_or_else(|e| panic!("{e}"));
+        let mut status = 0;
+        // SAFETY: waitpid writes only into `status`.
+        let rc = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+        assert_eq!(rc, self.pid, "waitpid: {}", std::io::Error::last_os_error());
+        assert!(
+            libc::WIFEXITED(status),
+            "the forked writer died: {status:#x}"
+        );
+        libc::WEXITSTATUS(status)
+    }
+}
+
+#[test]
+fn unsent_writes_do_not_overwrite_another_mounts_version_after_a_worker_kill() {
+    let a = Mount::new("adopt-conflict");
+    let b = Mount::builder(shared_garage(), "adopt-conflict-b")
+        .prefix(a.prefix())
+        .mount();
+    let bucket = Bucket::garage();
+    let key = format!("{}f", a.prefix());
+    fs::write(a.join("f"), b"first\n").unwrap_or_else(|e| panic!("{e}"));
+    let writer = ForkedWriter::start(&a.join("f"), b"A's unsent\n");
+    fs::write(b.join("f"), b"B's newer version\n").unwrap_or_else(|e| panic!("{e}"));
+    restart(&a, Restart::Kill);
+    let errno = writer.close();
+    assert_eq!(
+        errno,
+        libc::EIO,
+        "the close must report that A's writes were not stored\n{}",
+        a.log_tail()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        object(&bucket, &key).as_deref(),
+        Some("B's newer version\n"),
+        "unsent writes overwrote the other mount's version\n{}",
+        a.log_tail()
+    );
+    // The writes are kept where an operator finds them (in the mount's
+    // directory under `tmpdir`).
+    let staging = a
+        .log_path()
+        .parent()
+        .map(|d| d.join("staging"))
+        .unwrap_or_default();
+    let files = |dir: &Path| -> Vec<PathBuf> {
+        fs::read_dir(dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let kept: Vec<Vec<u8>> = files(&staging)
+        .iter()
+        .flat_map(|d| files(d))
+        .filter_map(|f| fs::read(f).ok())
+        .collect();
+    assert!(
+        kept.iter().any(|c| c.starts_with(b"A's unsent\n")),
+        "the unsent writes are not in {}",
+        staging.display()
+    );
+}

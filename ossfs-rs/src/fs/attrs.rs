@@ -13,8 +13,12 @@
 //! change succeeds without a request. The root of the mount shows the
 //! mount's defaults and cannot be chmod'ed or chown'ed (EPERM).
 //!
-//! Imports: `store`, `upload` and `fs::error`, `fs::meta`, `fs::name`,
-//! `fs::xattr` of the crate, besides std and external crates.
+//! A clean writer's copy whose object gets new metadata this way takes the
+//! new ETag as its version (what a restarted worker compares the object
+//! with, `adoption.rs`).
+//!
+//! Imports: `fs::{error, meta, xattr}` and the shared state of `fs/mod.rs`
+//! (its staging files); `store`, `upload` (object copies).
 
 use std::ffi::OsStr;
 use std::time::SystemTime;
@@ -161,6 +165,14 @@ impl Fs {
                 let put = copy_object(self.store.as_ref(), &key, &key, &copy)
                     .await
                     .map_err(|e| FsError::store(format!("update metadata of {key}"), e))?;
+                // A clean writer's copy is now this version (what a
+                // restarted worker compares the object with).
+                if let Some(st) = self.staging_of(ino) {
+                    let mut state = st.lock().await;
+                    if !state.dirty && state.etag == info.etag {
+                        st.mark_uploaded(&mut state, &put.etag);
+                    }
+                }
                 new_info.etag = put.etag;
             }
         }

@@ -133,6 +133,7 @@ impl ToErrno for FsError {
             FsError::Staging { source, .. } => io_errno(source),
             FsError::Read(e) => e.errno(),
             FsError::DiskCache(_) => libc::EIO,
+            FsError::Conflict { .. } => libc::EIO,
         }
     }
 }

@@ -126,6 +126,14 @@ pub enum FsError {
         source: UploadError,
     },
 
+    /// An adopted staging file holds writes a dead worker did not upload,
+    /// and the object changed since they were based on it (another client
+    /// wrote or deleted it): the writes are not uploaded over it.
+    #[error(
+        "{key:?} changed in the store while this mount's worker restarted; the writes not uploaded are kept in {staging}"
+    )]
+    Conflict { key: String, staging: String },
+
     /// Reading through the prefetcher or the block cache failed.
     #[error(transparent)]
     Read(#[from] crate::prefetch::PrefetchError),

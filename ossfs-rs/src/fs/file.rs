@@ -168,12 +168,14 @@ impl Fs {
             slot.writers += 1;
             return Ok(slot.staging.clone());
         }
+        let etag = base.etag.clone();
         let staging = Arc::new(self.new_staging(ino, base, new)?);
         if let Some(j) = &self.journal {
             j.record(&JournalOp::Stage {
                 ino,
                 path: staging.path().to_path_buf(),
                 loaded: new,
+                etag: Some(etag),
             });
             staging.set_journal(j.clone());
         }

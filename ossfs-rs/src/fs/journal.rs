@@ -32,6 +32,12 @@
 //! file's format: a restarted worker of the same build reads what the dead
 //! one wrote.
 //!
+//! What the journal says of each open writer's staging file (unlinked or
+//! replaced, clean or dirty, the ETag it was loaded from or last uploaded
+//! as) is what a next worker adopts it with (`adoption.rs`): fields added
+//! since the first format carry `#[serde(default)]`, so an older build's
+//! journal still loads.
+//!
 //! Imports: `fs::record` (the records an operation carries) and `fs::meta`
 //! (node kinds); nothing else of the crate.
 
@@ -81,14 +87,32 @@ pub enum JournalOp {
     /// A handle was released.
     Close { fh: u64 },
     /// A writer's staging file for `ino` exists at `path`; `loaded` says it
-    /// holds the file's whole content.
+    /// holds the file's whole content. `etag` is the object version it
+    /// starts from (`""`: none); a journal of an older build has none,
+    /// and its whole copies are then taken as dirty.
     Stage {
         ino: u64,
         path: PathBuf,
         loaded: bool,
+        #[serde(default)]
+        etag: Option<String>,
     },
-    /// The staging file of `ino` now holds the whole content.
-    Loaded { ino: u64 },
+    /// The staging file of `ino` now holds the whole content, of the
+    /// object version `etag` (absent in an older build's journal).
+    Loaded {
+        ino: u64,
+        #[serde(default)]
+        etag: Option<String>,
+    },
+    /// The staging file of `ino` was written after it was loaded or last
+    /// uploaded (journaled when that changes, not for every write).
+    Dirty { ino: u64 },
+    /// The staging file of `ino` was uploaded as the object version `etag`
+    /// and is clean.
+    Uploaded { ino: u64, etag: String },
+    /// The file of `ino` was unlinked, or replaced by a rename over it,
+    /// while open: its staging file is never uploaded again.
+    Orphan { ino: u64 },
     /// The staging file of `ino` is gone (last writer released).
     Unstage { ino: u64 },
     /// A multipart upload of `key` is being streamed while `ino` is written

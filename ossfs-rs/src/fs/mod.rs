@@ -36,7 +36,8 @@
 //!   `file.rs` (open, create, mknod, read), `write.rs` (write, truncate,
 //!   flush, fsync, release, uploads), `namespace.rs` (mkdir, rmdir, unlink,
 //!   rename, symlink, readlink), `attrs.rs` (setattr, xattrs, statfs),
-//!   `restore.rs` (taking over from a dead worker).
+//!   `restore.rs` (taking over from a dead worker), [`adoption`] (whether
+//!   an adopted staging file may be uploaded).
 //! - Object-store model: [`name`] (names and keys), [`meta`] (POSIX
 //!   attributes in metadata), [`xattr`] (the s3fs xattr form), [`dir`]
 //!   (merging LIST pages into a snapshot), [`cache`] (the stat cache).
@@ -56,6 +57,7 @@
 //! across an `.await`. Only a staging file's state uses an async mutex, held
 //! across its download and upload on purpose (see [`staging`]).
 
+pub mod adoption;
 mod attrs;
 pub mod cache;
 pub mod dir;

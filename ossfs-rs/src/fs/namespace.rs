@@ -20,9 +20,12 @@
 //! - Symlinks are native symlink objects where the dialect has them (OSS,
 //!   COS), else an object whose body is the target, with mode `S_IFLNK` in
 //!   its metadata (what s3fs writes); readlink reads either.
+//! - An open writer's staging file whose name is unlinked or replaced is
+//!   orphaned: never uploaded again, journaled so (`JournalOp::Orphan`)
+//!   for a restarted worker.
 //!
-//! Imports: `fs::{error, meta, name}` and the shared state of `fs/mod.rs`;
-//! `store`, `upload` (the copy).
+//! Imports: `fs::{error, journal, meta, name}` and the shared state of
+//! `fs/mod.rs`; `store`, `upload` (object copies).
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -32,6 +35,7 @@ use futures::{StreamExt, TryStreamExt};
 use tracing::warn;
 
 use super::error::FsError;
+use super::journal::JournalOp;
 use super::meta::{Kind, NodeInfo};
 use super::name::{check_name, is_within};
 use super::{Caller, Entry, Fs, lock};
@@ -138,18 +142,36 @@ impl Fs {
     /// unlinked, so its writer's later flush does not bring it back. Its
     /// writers keep the content the name had, as on a local filesystem, so
     /// a staging file not filled yet is filled now, before the object goes.
-    async fn orphan_staging(&self, parent: u64, name: &str, unlinked: bool) -> Result<(), FsError> {
+    /// Returns the node whose staging file this was; the caller journals
+    /// it ([`Fs::journal_orphan`]) once the object is gone.
+    async fn orphan_staging(
+        &self,
+        parent: u64,
+        name: &str,
+        unlinked: bool,
+    ) -> Result<Option<u64>, FsError> {
         let Some(ino) = lock(&self.inodes).child(parent, name) else {
-            return Ok(());
+            return Ok(None);
         };
-        if let Some(st) = self.staging_of(ino) {
-            let mut state = st.lock().await;
-            if unlinked {
-                self.ensure_loaded(ino, &st, &mut state).await?;
-            }
-            state.unlinked = unlinked;
+        let Some(st) = self.staging_of(ino) else {
+            return Ok(None);
+        };
+        let mut state = st.lock().await;
+        if unlinked {
+            self.ensure_loaded(ino, &st, &mut state).await?;
         }
-        Ok(())
+        state.unlinked = unlinked;
+        Ok(Some(ino))
+    }
+
+    /// Journal that the staging file of `orphaned` (if any) is never to be
+    /// uploaded again: its name is gone from the store (a restarted worker
+    /// must not bring it back, `adoption.rs`). Journaled after the store
+    /// changed, so a kill before that leaves the file uploadable.
+    fn journal_orphan(&self, orphaned: Option<u64>) {
+        if let Some(ino) = orphaned {
+            self.journal(JournalOp::Orphan { ino });
+        }
     }
 
     /// Remove the file or symlink `name` from `parent`.
@@ -163,13 +185,14 @@ impl Fs {
             return Err(FsError::IsDir(path));
         }
         // Waits for an upload in progress, then stops further ones.
-        self.orphan_staging(parent, name, true).await?;
+        let orphaned = self.orphan_staging(parent, name, true).await?;
         let key = self.keys.object(&path);
         if let Err(e) = self.store.delete(&key).await {
             // Un-orphaning never loads, so it cannot fail.
             let _ = self.orphan_staging(parent, name, false).await;
             return Err(FsError::store(format!("unlink {key}"), e));
         }
+        self.journal_orphan(orphaned);
         lock(&self.inodes).detach(parent, name);
         self.cache_remove_tree(&path);
         self.cache_missing(&path);
@@ -289,6 +312,7 @@ impl Fs {
             // The target is an ancestor of the source: never empty.
             return Err(FsError::NotEmpty(dst));
         }
+        let mut orphaned = None;
         if let Some(existing) = &dst_info {
             match (src_info.kind, existing.kind) {
                 (Kind::Dir, Kind::Dir) if !self.dir_is_empty(&dst).await? => {
@@ -300,7 +324,7 @@ impl Fs {
                 _ => {}
             }
             // An open writer of the replaced file must not bring it back.
-            self.orphan_staging(new_parent, new_name, true).await?;
+            orphaned = self.orphan_staging(new_parent, new_name, true).await?;
         }
         match src_info.kind {
             Kind::Dir => self.rename_dir(&src, &dst).await?,
@@ -309,6 +333,7 @@ impl Fs {
                     .await?
             }
         }
+        self.journal_orphan(orphaned);
         lock(&self.inodes).rename(parent, name, new_parent, new_name);
         self.cache_remove_tree(&src);
         self.cache_remove_tree(&dst);

@@ -8,11 +8,14 @@
 //! records (`journal.rs`) and the replay that rebuilds the tables from them
 //! (`replay.rs`) all use these types, so they sit in this leaf module that
 //! imports none of them: the journal's vocabulary can then name a record
-//! without importing the table that keeps it.
+//! without importing the table that keeps it. [`StagedFile`] is what the
+//! journal says of an open writer's staging file, the facts a next worker
+//! adopts it with (see `adoption.rs`).
 //!
 //! Imports: `fs::meta` (node kinds) and `fs::dir` (a directory handle's
 //! listing snapshot); nothing else of the crate.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -52,4 +55,22 @@ pub struct HandleRecord {
     /// The open(2) flags as the kernel passed them.
     pub flags: i32,
     pub kind: HandleKind,
+}
+
+/// What the journal knows of an open writer's staging file: what a next
+/// worker adopts it with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StagedFile {
+    /// Where the copy lives.
+    pub path: PathBuf,
+    /// The copy holds the file's whole content.
+    pub loaded: bool,
+    /// Written since it was loaded or last uploaded.
+    pub dirty: bool,
+    /// Unlinked, or replaced by a rename over it: never uploaded again.
+    pub unlinked: bool,
+    /// The ETag of the object version the copy was loaded from or last
+    /// uploaded as (`""`: there was no object). `None` when the journal
+    /// was written by an older build that did not record these facts.
+    pub etag: Option<String>,
 }

@@ -19,22 +19,21 @@
 //! `fs::dir`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::dir::DirSnapshot;
 use super::handle::{HandleTable, journal_open};
 use super::inode::InodeTable;
 use super::journal::{Answer, JournalHandle, JournalOp};
-use super::record::{HandleKind, HandleRecord};
+use super::record::{HandleKind, HandleRecord, StagedFile};
 
 /// Tables rebuilt from a journal, for the next worker.
 #[derive(Debug, Default)]
 pub struct Restored {
     pub inodes: InodeTable,
     pub handles: HandleTable,
-    /// Staging files of open writers: ino -> (path, loaded).
-    pub stagings: BTreeMap<u64, (PathBuf, bool)>,
+    /// Staging files of open writers, with what is known of each.
+    pub stagings: BTreeMap<u64, StagedFile>,
     /// Remembered answers by `unique` (without the resend bit).
     pub answers: BTreeMap<u64, Answer>,
     /// Streamed uploads a dead worker left: ino -> (key, upload id).
@@ -74,12 +73,50 @@ impl Restored {
             JournalOp::Close { fh } => {
                 self.handles.remove(fh);
             }
-            JournalOp::Stage { ino, path, loaded } => {
-                self.stagings.insert(ino, (path, loaded));
+            JournalOp::Stage {
+                ino,
+                path,
+                loaded,
+                etag,
+            } => {
+                // An older build's journal says nothing of uploads: a whole
+                // copy may hold writes (what that build assumed).
+                let dirty = loaded && etag.is_none();
+                self.stagings.insert(
+                    ino,
+                    StagedFile {
+                        path,
+                        loaded,
+                        dirty,
+                        unlinked: false,
+                        etag,
+                    },
+                );
             }
-            JournalOp::Loaded { ino } => {
+            JournalOp::Loaded { ino, etag } => {
                 if let Some(s) = self.stagings.get_mut(&ino) {
-                    s.1 = true;
+                    s.loaded = true;
+                    match etag {
+                        Some(etag) => s.etag = Some(etag),
+                        None if s.etag.is_none() => s.dirty = true,
+                        None => {}
+                    }
+                }
+            }
+            JournalOp::Dirty { ino } => {
+                if let Some(s) = self.stagings.get_mut(&ino) {
+                    s.dirty = true;
+                }
+            }
+            JournalOp::Uploaded { ino, etag } => {
+                if let Some(s) = self.stagings.get_mut(&ino) {
+                    s.dirty = false;
+                    s.etag = Some(etag);
+                }
+            }
+            JournalOp::Orphan { ino } => {
+                if let Some(s) = self.stagings.get_mut(&ino) {
+                    s.unlinked = true;
                 }
             }
             JournalOp::Unstage { ino } => {
@@ -115,15 +152,9 @@ impl Restored {
             .map(JournalOp::Node)
             .collect();
         ops.extend(self.handles.records().into_iter().map(journal_open));
-        ops.extend(
-            self.stagings
-                .iter()
-                .map(|(ino, (path, loaded))| JournalOp::Stage {
-                    ino: *ino,
-                    path: path.clone(),
-                    loaded: *loaded,
-                }),
-        );
+        for (ino, s) in &self.stagings {
+            ops.extend(staged_ops(*ino, s));
+        }
         ops.extend(
             self.streams
                 .iter()
@@ -145,8 +176,27 @@ impl Restored {
     }
 }
 
+/// The operations that rebuild the facts `s` of the staging file of `ino`.
+fn staged_ops(ino: u64, s: &StagedFile) -> Vec<JournalOp> {
+    let mut ops = vec![JournalOp::Stage {
+        ino,
+        path: s.path.clone(),
+        loaded: s.loaded,
+        etag: s.etag.clone(),
+    }];
+    // Stage of an older build's whole copy already says dirty.
+    if s.dirty && !(s.loaded && s.etag.is_none()) {
+        ops.push(JournalOp::Dirty { ino });
+    }
+    if s.unlinked {
+        ops.push(JournalOp::Orphan { ino });
+    }
+    ops
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::path::PathBuf;
     use std::sync::Mutex;
 
     use super::*;
@@ -155,8 +205,10 @@ mod tests {
     use crate::fs::meta::Kind;
     use crate::fs::record::InodeRecord;
 
+    /// A journal that keeps every operation (also used by
+    /// `fs/tests/adoption.rs`).
     #[derive(Debug, Default)]
-    struct Collect(Mutex<Vec<JournalOp>>);
+    pub(crate) struct Collect(pub(crate) Mutex<Vec<JournalOp>>);
 
     impl JournalSink for Collect {
         fn record(&self, op: &JournalOp) {
@@ -245,12 +297,14 @@ mod tests {
             ino: 5,
             path: "/s/1".into(),
             loaded: false,
+            etag: None,
         });
-        ops.push(JournalOp::Loaded { ino: 5 });
+        ops.push(JournalOp::Loaded { ino: 5, etag: None });
         ops.push(JournalOp::Stage {
             ino: 7,
             path: "/s/2".into(),
             loaded: true,
+            etag: None,
         });
         ops.push(JournalOp::Unstage { ino: 7 });
         for (ino, id) in [(5, "u5"), (7, "u7"), (8, "u8")] {
@@ -268,7 +322,10 @@ mod tests {
         });
         let r = replay(&ops);
         assert_eq!(r.handles.records(), h.records());
-        assert_eq!(r.stagings.get(&5), Some(&(PathBuf::from("/s/1"), true)));
+        assert_eq!(
+            r.stagings.get(&5).map(|s| (s.path.clone(), s.loaded)),
+            Some((PathBuf::from("/s/1"), true))
+        );
         assert!(!r.stagings.contains_key(&7));
         // Only the stream of a file still staged and not ended is left.
         let left: Vec<_> = r.streams.iter().collect();
@@ -285,6 +342,90 @@ mod tests {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
         assert_eq!(back, ops);
+    }
+
+    #[test]
+    fn staging_facts_replay_and_survive_compaction() {
+        let stage = |ino: u64, etag: &str| JournalOp::Stage {
+            ino,
+            path: format!("/s/{ino}").into(),
+            loaded: true,
+            etag: Some(etag.into()),
+        };
+        let ops = vec![
+            // Written, uploaded, clean.
+            stage(1, "e0"),
+            JournalOp::Dirty { ino: 1 },
+            JournalOp::Uploaded {
+                ino: 1,
+                etag: "e1".into(),
+            },
+            // Uploaded, then written again.
+            stage(2, "e0"),
+            JournalOp::Uploaded {
+                ino: 2,
+                etag: "e2".into(),
+            },
+            JournalOp::Dirty { ino: 2 },
+            // Unlinked while open.
+            stage(3, "e0"),
+            JournalOp::Dirty { ino: 3 },
+            JournalOp::Orphan { ino: 3 },
+            // Loaded later, from another version than the open saw.
+            JournalOp::Stage {
+                ino: 4,
+                path: "/s/4".into(),
+                loaded: false,
+                etag: Some("stale".into()),
+            },
+            JournalOp::Loaded {
+                ino: 4,
+                etag: Some("e4".into()),
+            },
+        ];
+        let r = replay(&ops);
+        let facts = |r: &Restored, ino| {
+            r.stagings
+                .get(&ino)
+                .map(|s| (s.loaded, s.dirty, s.unlinked, s.etag.clone()))
+        };
+        let e = |s: &str| Some(s.to_string());
+        let expected = [
+            (1, Some((true, false, false, e("e1")))),
+            (2, Some((true, true, false, e("e2")))),
+            (3, Some((true, true, true, e("e0")))),
+            (4, Some((true, false, false, e("e4")))),
+        ];
+        let compacted = replay(&r.snapshot());
+        for (ino, want) in &expected {
+            assert_eq!(facts(&r, *ino), *want, "ino {ino}");
+            assert_eq!(facts(&compacted, *ino), *want, "ino {ino} compacted");
+        }
+    }
+
+    #[test]
+    fn an_older_builds_journal_loads_and_its_whole_copies_are_dirty() {
+        let lines = [
+            r#"{"op":"stage","ino":5,"path":"/s/5","loaded":false}"#,
+            r#"{"op":"loaded","ino":5}"#,
+            r#"{"op":"stage","ino":6,"path":"/s/6","loaded":true}"#,
+            r#"{"op":"stage","ino":7,"path":"/s/7","loaded":false}"#,
+        ];
+        let ops: Vec<JournalOp> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+            .collect();
+        let r = replay(&ops);
+        for r in [&r, &replay(&r.snapshot())] {
+            let facts = |ino| {
+                r.stagings
+                    .get(&ino)
+                    .map(|s| (s.loaded, s.dirty, s.etag.clone()))
+            };
+            assert_eq!(facts(5), Some((true, true, None)));
+            assert_eq!(facts(6), Some((true, true, None)));
+            assert_eq!(facts(7), Some((false, false, None)));
+        }
     }
 
     #[test]

@@ -6,21 +6,22 @@
 //! serves: the upload metadata of each adopted staging file (a HEAD of its
 //! object, as an open would do) and the listing of each open directory
 //! handle (listed again; a directory that changed in between shows its new
-//! entries, as a rewinddir would).
+//! entries, as a rewinddir would). Each staging file is adopted with what
+//! the dead worker knew of it (`record::StagedFile`: unlinked, dirty, the
+//! ETag it came from), which `adoption.rs` turns into upload or not.
 //!
 //! Imports: `fs::{replay, journal, record, meta, staging}` and the shared
 //! state of `fs/mod.rs`; `store`, `upload::stream` (aborting orphaned
 //! streamed uploads).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 
 use super::journal::{JournalOp, JournalSink};
 use super::meta::NodeInfo;
-use super::record::HandleKind;
+use super::record::{HandleKind, StagedFile};
 use super::replay::Restored;
 use super::staging::Staging;
 use super::{Fs, FsConfig, FsError, StagingSlot, lock};
@@ -29,8 +30,8 @@ use crate::store::{ObjectStore, StoreError};
 /// What a new worker takes over from the dead one before serving.
 #[derive(Debug, Default)]
 pub struct Adoptions {
-    /// Staging files of open writers: ino -> (path, whole content).
-    pub stagings: BTreeMap<u64, (PathBuf, bool)>,
+    /// Staging files of open writers, with what the journal knew of each.
+    pub stagings: BTreeMap<u64, StagedFile>,
     /// Uploads it was streaming: ino -> (key, upload id). They are aborted;
     /// the adopted staging file is uploaded whole at its close.
     pub streams: BTreeMap<u64, (String, String)>,
@@ -65,14 +66,17 @@ impl Fs {
     /// Take over the staging files of open writers and list open
     /// directories again. A staging file that vanished is logged and
     /// skipped: its writer's next write fails with EIO rather than
-    /// uploading a partial file.
+    /// uploading a partial file. Each copy keeps what the dead worker knew
+    /// of it (unlinked, dirty, the version it came from), which decides
+    /// whether it is ever uploaded (`adoption.rs`).
     pub async fn adopt(&self, adoptions: Adoptions) -> Result<(), FsError> {
         for (ino, (key, upload_id)) in adoptions.streams {
             crate::upload::stream::abort_orphan(self.store.as_ref(), &key, &upload_id).await;
             self.journal(JournalOp::StreamEnd { ino });
         }
         let handles = lock(&self.handles).records();
-        for (ino, (path, loaded)) in adoptions.stagings {
+        for (ino, staged) in adoptions.stagings {
+            let path = &staged.path;
             let writers = handles
                 .iter()
                 .filter(|h| h.ino == ino && Self::is_writer(h))
@@ -87,7 +91,8 @@ impl Fs {
                 Err(StoreError::NotFound { .. }) => NodeInfo::listed_file(0, "", None),
                 Err(e) => return Err(FsError::store(format!("head {key}"), e)),
             };
-            let staging = match Staging::adopt(&path, ino, base, loaded) {
+            let current = base.etag.clone();
+            let staging = match Staging::adopt(&staged, ino, base, &current) {
                 Ok(s) => Arc::new(s),
                 Err(e) => {
                     warn!(ino, path = %path.display(), error = %e, "cannot adopt a staging file");
@@ -101,7 +106,9 @@ impl Fs {
                 ino,
                 key,
                 writers,
-                loaded,
+                loaded = staged.loaded,
+                dirty = staged.dirty,
+                unlinked = staged.unlinked,
                 size = staging.size(),
                 "adopted an open writer's staging file"
             );

@@ -18,10 +18,15 @@
 //!
 //! The state is plain data ([`StagingRecord`]: path, size, flags) so the
 //! supervised-restart journal can hand an open writer's staging file to a
-//! new worker. The file is removed when the last handle is released.
+//! new worker. What that worker must know is journaled as it changes: the
+//! copy becoming whole (with the ETag it was loaded from), becoming dirty
+//! (the first write after a load or an upload, not every write) and being
+//! uploaded (with the new ETag); [`Staging::adopt`] takes those facts back
+//! and `adoption.rs` decides what an adopted copy may upload. The file is
+//! removed when the last handle is released.
 //!
-//! Imports: `store`, `upload` and `fs::error`, `fs::journal`, `fs::meta` of
-//! the crate, besides std and external crates.
+//! Imports: `fs::{error, journal, meta, record}`; `store` (the download),
+//! `upload::stream` (a streamed upload's handle).
 
 use std::fs::File;
 use std::io;
@@ -40,6 +45,7 @@ use tracing::{debug, warn};
 use super::error::FsError;
 use super::journal::{JournalOp, JournalSink};
 use super::meta::NodeInfo;
+use super::record::StagedFile;
 use crate::store::{ObjectStore, StoreError};
 use crate::upload::stream::StreamUpload;
 
@@ -55,6 +61,13 @@ pub struct StagingState {
     pub dirty: bool,
     /// The file was unlinked while open: never upload it again.
     pub unlinked: bool,
+    /// The ETag of the object version the copy was loaded from or last
+    /// uploaded as (`""`: there was no object).
+    pub etag: String,
+    /// The copy holds writes a dead worker had not uploaded: they go up
+    /// only while the object is still `etag` (see `adoption.rs`); cleared
+    /// by the first upload.
+    pub adopted_dirty: bool,
     /// Metadata the object is uploaded with (chmod/chown/xattrs while open
     /// update it, so an upload does not undo them).
     pub base: NodeInfo,
@@ -138,24 +151,32 @@ impl Staging {
         Ok(Self::with_file(ino, path, file, 0, base, loaded, false))
     }
 
-    /// Take over the staging file a dead worker left at `path` (journal
-    /// replay). A whole copy is taken as dirty: whether the dead worker
-    /// uploaded it is unknown, and uploading it again is harmless.
-    pub fn adopt(path: &Path, ino: u64, base: NodeInfo, loaded: bool) -> io::Result<Self> {
+    /// Take over the staging file a dead worker left (journal replay),
+    /// with what the journal knew of it: unlinked, dirty, the version it
+    /// came from. `current` is the ETag of the object now (`""`: none), the
+    /// version an older build's journal (which knew no ETag) is taken to
+    /// have started from.
+    pub fn adopt(staged: &StagedFile, ino: u64, base: NodeInfo, current: &str) -> io::Result<Self> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .open(path)?;
+            .open(&staged.path)?;
         let size = file.metadata()?.len();
-        Ok(Self::with_file(
+        let dirty = staged.loaded && staged.dirty;
+        let mut st = Self::with_file(
             ino,
-            path.to_path_buf(),
+            staged.path.clone(),
             file,
             size,
             base,
-            loaded,
-            loaded,
-        ))
+            staged.loaded,
+            dirty,
+        );
+        let state = st.state.get_mut();
+        state.unlinked = staged.unlinked;
+        state.etag = staged.etag.clone().unwrap_or_else(|| current.to_string());
+        state.adopted_dirty = dirty;
+        Ok(st)
     }
 
     fn with_file(
@@ -167,6 +188,7 @@ impl Staging {
         loaded: bool,
         dirty: bool,
     ) -> Self {
+        let etag = base.etag.clone();
         Self {
             ino,
             path,
@@ -178,6 +200,8 @@ impl Staging {
                 loaded,
                 dirty,
                 unlinked: false,
+                etag,
+                adopted_dirty: false,
                 base,
                 mtime: None,
                 last_write: SystemTime::now(),
@@ -194,14 +218,40 @@ impl Staging {
         let _ = self.journal.set(journal);
     }
 
+    fn journal(&self, op: JournalOp) {
+        if let Some(j) = self.journal.get() {
+            j.record(&op);
+        }
+    }
+
     fn mark_loaded(&self, state: &mut StagingState) {
-        if !state.loaded
-            && let Some(j) = self.journal.get()
-        {
-            j.record(&JournalOp::Loaded { ino: self.ino });
+        if !state.loaded {
+            self.journal(JournalOp::Loaded {
+                ino: self.ino,
+                etag: Some(state.etag.clone()),
+            });
         }
         state.loaded = true;
         self.loaded.store(true, Ordering::Release);
+    }
+
+    /// The copy changes (journaled when it was clean, before the change).
+    fn mark_dirty(&self, state: &mut StagingState) {
+        if !state.dirty {
+            self.journal(JournalOp::Dirty { ino: self.ino });
+        }
+        state.dirty = true;
+    }
+
+    /// The copy was uploaded as the object version `etag`: it is clean.
+    pub fn mark_uploaded(&self, state: &mut StagingState, etag: &str) {
+        self.journal(JournalOp::Uploaded {
+            ino: self.ino,
+            etag: etag.to_string(),
+        });
+        state.etag = etag.to_string();
+        state.dirty = false;
+        state.adopted_dirty = false;
     }
 
     /// The inode this file stages.
@@ -279,6 +329,7 @@ impl Staging {
         let mut written = 0u64;
         match store.get(key, None).await {
             Ok(object) => {
+                state.etag = object.meta.etag.clone();
                 let mut body = object.body;
                 let mut buf: Vec<u8> = Vec::new();
                 while let Some(chunk) = body.next().await {
@@ -298,6 +349,7 @@ impl Staging {
                 }
             }
             Err(StoreError::NotFound { .. }) => {
+                state.etag.clear();
                 warn!(
                     key,
                     "object vanished before it could be staged; starting empty"
@@ -338,9 +390,9 @@ impl Staging {
     ) -> Result<(), FsError> {
         let end = offset + data.len() as u64;
         state.note_write(offset, end);
+        self.mark_dirty(state);
         self.write_blocking(offset, data).await?;
         self.size.fetch_max(end, Ordering::AcqRel);
-        state.dirty = true;
         state.mtime = None;
         state.last_write = SystemTime::now();
         Ok(())
@@ -349,10 +401,10 @@ impl Staging {
     /// Cut or extend (with zeros) the (loaded) copy to `len` bytes.
     pub async fn set_len(&self, state: &mut StagingState, len: u64) -> Result<(), FsError> {
         state.note_set_len(len);
+        self.mark_dirty(state);
         self.set_len_blocking(len).await?;
         self.size.store(len, Ordering::Release);
         self.mark_loaded(state);
-        state.dirty = true;
         state.mtime = None;
         state.last_write = SystemTime::now();
         Ok(())

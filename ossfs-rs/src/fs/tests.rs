@@ -10,6 +10,7 @@ use bytes::Bytes;
 use super::*;
 use crate::store::StoreError;
 
+mod adoption;
 mod differential;
 mod harness;
 mod streaming;

@@ -12,7 +12,11 @@
 //! A truncate without an open writer stages privately, uploads and drops
 //! the copy.
 //!
-//! Imports: `fs::{error, journal, meta, record, staging}` and the shared
+//! A staging file a restarted worker adopted with a dead worker's writes
+//! is uploaded only as `adoption.rs` decides (never over another client's
+//! newer version).
+//!
+//! Imports: `fs::{adoption, error, journal, meta, record, staging}` and the shared
 //! state of `fs/mod.rs`; `upload` (whole and streamed uploads), `store`.
 
 use std::sync::atomic::Ordering;
@@ -213,6 +217,9 @@ impl Fs {
             return Ok(());
         }
         let rec = self.node(ino)?;
+        if !self.adopted_may_upload(&rec.path, &st, &mut state).await? {
+            return Ok(());
+        }
         let info = self.upload_staging(&rec.path, &st, &mut state).await?;
         self.cache_put(&rec.path, &info);
         Ok(())
@@ -266,7 +273,7 @@ impl Fs {
             native_symlink: false,
         };
         state.base = info.clone();
-        state.dirty = false;
+        st.mark_uploaded(state, &info.etag);
         state.mtime = None;
         state.stream_stale = false;
         self.content_gen.fetch_add(1, Ordering::AcqRel);

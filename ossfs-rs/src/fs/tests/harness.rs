@@ -326,10 +326,12 @@ impl DirPlusSink for PlusNames {
     }
 }
 
-/// Which part uploads fail, and how many aborts and HEADs were seen.
+/// Which part uploads fail, and how many failures were injected and how
+/// many aborts and HEADs were seen.
 #[derive(Clone, Default)]
 pub struct FailingParts {
     fail: Arc<AtomicU32>,
+    failed: Arc<AtomicUsize>,
     aborts: Arc<AtomicUsize>,
     heads: Arc<AtomicUsize>,
 }
@@ -352,6 +354,11 @@ impl FailingParts {
         self.aborts.load(Ordering::SeqCst)
     }
 
+    /// How many part uploads failed by injection so far.
+    pub fn failed(&self) -> usize {
+        self.failed.load(Ordering::SeqCst)
+    }
+
     pub fn heads(&self) -> usize {
         self.heads.load(Ordering::SeqCst)
     }
@@ -371,6 +378,7 @@ impl StoreHooks for FailingParts {
                 self.aborts.fetch_add(1, Ordering::SeqCst);
             }
             StoreOp::UploadPart if call.part_number == Some(self.fail.load(Ordering::SeqCst)) => {
+                self.failed.fetch_add(1, Ordering::SeqCst);
                 return Err(StoreError::Connection("injected failure".into()));
             }
             _ => {}

@@ -51,14 +51,18 @@ async fn close(env: &Env, ino: u64, fh: u64) -> Result<(), i32> {
     flushed.and(released)
 }
 
-/// Aborts of a dropped stream run in the background: give them 2 s.
-async fn wait_for_an_abort(faults: &harness::FailingParts) {
-    for _ in 0..100 {
-        if faults.aborted() >= 1 {
-            return;
-        }
+/// Wait until `done` holds, for at most 30 s: parts and the abort of a
+/// failed stream run on their own tasks, which a loaded machine (CI with 2
+/// cores) may start late; the callers assert what they waited for.
+async fn wait_until(done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+async fn wait_for_an_abort(faults: &harness::FailingParts) {
+    wait_until(|| faults.aborted() >= 1).await;
 }
 
 fn small_parts(c: &mut crate::fs::FsConfig) {
@@ -205,6 +209,13 @@ async fn a_failed_part_falls_back_to_the_whole_file() {
     faults.fail_part(1);
     let data = body(12 * MIB, 7);
     let (ino, fh) = write_in_order(&env, "flaky", &data).await;
+    // Part 1 goes out on its own task: heal only once it has failed, or it
+    // may be sent after the heal and succeed.
+    wait_until(|| faults.failed() >= 1).await;
+    assert!(
+        faults.failed() >= 1,
+        "part 1 must have been sent and failed"
+    );
     faults.heal();
     close(&env, ino, fh)
         .await
