@@ -427,6 +427,102 @@ fn a_killed_supervisor_is_replaced_and_then_the_worker_too() {
     );
 }
 
+/// Wait until a supervisor other than `old` answers `ossfs-rs status`;
+/// returns its pid.
+fn wait_new_supervisor(m: &Mount, old: i32) -> i32 {
+    let killed = Instant::now();
+    loop {
+        let status = m.status();
+        let now = status["supervisor"]["pid"].as_i64().unwrap_or(0) as i32;
+        if now != old && now != 0 && status["answering"].as_bool() == Some(true) {
+            return now;
+        }
+        assert!(
+            killed.elapsed() < RESTART_LIMIT,
+            "no new supervisor {RESTART_LIMIT:?} after killing {old}: status {status}\n{}",
+            m.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A reader that reads `path` whole, again and again, until `stop`; every
+/// read must return `expected`. Returns how many reads it made, or the
+/// first error.
+fn keep_reading(path: PathBuf, expected: Vec<u8>, stop: Arc<AtomicBool>) -> Result<u64, String> {
+    let mut reads = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        match fs::read(&path) {
+            Ok(data) if data == expected => reads += 1,
+            Ok(data) => {
+                return Err(format!(
+                    "read {} bytes, not the {} written, after {reads} reads",
+                    data.len(),
+                    expected.len()
+                ));
+            }
+            Err(e) => return Err(format!("{e} after {reads} reads")),
+        }
+    }
+    Ok(reads)
+}
+
+/// Under a reader: kill the supervisor, then the worker, then the
+/// supervisor again; each must be replaced, and the reader never sees an
+/// error.
+fn supervisor_and_worker_deaths_under_a_reader(mut m: Mount) {
+    let data: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
+    fs::write(m.join("r"), &data).unwrap_or_else(|e| panic!("{e}"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (path, stop) = (m.join("r"), stop.clone());
+        std::thread::spawn(move || keep_reading(path, data, stop))
+    };
+    let sup = m.supervisor_pid();
+    let worker = m.worker_pid();
+    kill9(sup);
+    let sup = wait_new_supervisor(&m, sup);
+    m.track_supervisor(sup);
+    assert_eq!(m.worker_pid(), worker, "the worker must keep serving");
+    pause(200, 400);
+    let t = kill_worker(&m);
+    report("worker, after a new supervisor", &[t]);
+    pause(200, 400);
+    let again = m.supervisor_pid();
+    kill9(again);
+    let sup = wait_new_supervisor(&m, again);
+    m.track_supervisor(sup);
+    pause(200, 400);
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader
+        .join()
+        .unwrap_or_else(|_| panic!("the reader panicked"))
+        .unwrap_or_else(|e| panic!("the reader saw an error: {e}\n{}", m.log_tail()));
+    assert!(reads > 0, "the reader read nothing");
+    eprintln!("reader: {reads} full reads across 2 supervisor kills and 1 worker kill");
+    fs::write(m.join("w"), b"after").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fs::read(m.join("w")).unwrap_or_default(), b"after");
+    m.unmount_ok();
+}
+
+#[test]
+fn daemon_mode_replaces_a_killed_supervisor_twice_under_a_reader() {
+    // As users run it: `ossfs-rs mount`, no log file.
+    let m = Mount::builder(shared_garage(), "restart-sup-daemon")
+        .without_logfile()
+        .mount();
+    supervisor_and_worker_deaths_under_a_reader(m);
+}
+
+#[test]
+fn foreground_mode_replaces_a_killed_supervisor_twice_under_a_reader() {
+    let m = Mount::builder(shared_garage(), "restart-sup-fg")
+        .without_logfile()
+        .foreground()
+        .mount();
+    supervisor_and_worker_deaths_under_a_reader(m);
+}
+
 #[test]
 fn three_live_upgrades_under_load_lose_nothing() {
     let m = Mount::new("restart-upgrade");

@@ -189,7 +189,13 @@ fn serve(
         ledger.clone(),
         file_journal,
     );
-    watch_supervisor(args.supervisor_pid, state.dir.clone(), fuse.as_fd(), creds);
+    watch_supervisor(
+        args.supervisor_pid,
+        state.dir.clone(),
+        req.options.logfile.clone(),
+        fuse.as_fd(),
+        creds,
+    );
 
     let result = background.join();
     runtime.shutdown_timeout(Duration::from_secs(5));
