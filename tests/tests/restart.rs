@@ -892,14 +892,14 @@ fn with_retry_forever_a_lookup_waits_out_an_outage() {
     }
 }
 
-#[test]
-fn a_crash_loop_backs_off_keeps_the_mount_and_umount_works() {
-    let mut m = Mount::new("restart-loop");
-    fs::write(m.join("a"), b"still here").unwrap_or_else(|e| panic!("{e}"));
-    // Kill each new worker as soon as it appears: a crash loop.
-    for _ in 0..5 {
+/// Send `signal` to each new worker as soon as it serves, `times` times.
+fn end_workers_quickly(m: &Mount, signal: libc::c_int, times: usize) {
+    for _ in 0..times {
         let old = m.worker_pid();
-        kill9(old);
+        assert!(old > 0, "no worker");
+        // SAFETY: kill with a pid and a signal number.
+        let rc = unsafe { libc::kill(old, signal) };
+        assert_eq!(rc, 0, "kill {old}: {}", std::io::Error::last_os_error());
         let killed = Instant::now();
         while m.worker_pid() == old {
             assert!(
@@ -910,6 +910,15 @@ fn a_crash_loop_backs_off_keeps_the_mount_and_umount_works() {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+}
+
+#[test]
+fn quick_kills_from_outside_are_no_crash_loop_but_quick_crashes_are() {
+    let mut m = Mount::new("restart-loop");
+    fs::write(m.join("a"), b"still here").unwrap_or_else(|e| panic!("{e}"));
+    // kill -9 of each new worker as soon as it serves: an operator or a
+    // test, not the worker's own doing, so never a backoff.
+    end_workers_quickly(&m, libc::SIGKILL, 5);
     let status = m.status();
     assert!(
         status["supervisor"]["worker_restarts"]
@@ -928,8 +937,17 @@ fn a_crash_loop_backs_off_keeps_the_mount_and_umount_works() {
     );
     let log = fs::read_to_string(m.log_path()).unwrap_or_default();
     assert!(
+        !log.contains("backing off"),
+        "kills from outside were taken for a crash loop:\n{}",
+        m.log_tail()
+    );
+    // SIGABRT, as a worker that aborts (panic=abort, a failed assertion
+    // in C code) gets: its own doing; dying young in a row is a loop.
+    end_workers_quickly(&m, libc::SIGABRT, 5);
+    let log = fs::read_to_string(m.log_path()).unwrap_or_default();
+    assert!(
         log.contains("backing off"),
-        "no backoff in the log:\n{}",
+        "no backoff in the log after a crash loop:\n{}",
         m.log_tail()
     );
     assert_eq!(fs::read(m.join("a")).unwrap_or_default(), b"still here");
