@@ -397,19 +397,7 @@ fn a_killed_supervisor_is_replaced_and_then_the_worker_too() {
     let sup = m.supervisor_pid();
     let worker = m.worker_pid();
     kill9(sup);
-    let killed = Instant::now();
-    let new_sup = loop {
-        let now = m.supervisor_pid();
-        if now != sup && now != 0 {
-            break now;
-        }
-        assert!(
-            killed.elapsed() < RESTART_LIMIT,
-            "no new supervisor\n{}",
-            m.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let new_sup = wait_new_supervisor(&m, sup);
     m.track_supervisor(new_sup);
     assert_eq!(m.worker_pid(), worker, "the worker must keep serving");
     assert_eq!(fs::read(m.join("a")).unwrap_or_default(), b"alpha");

@@ -48,6 +48,25 @@ impl Host {
         self.dir.path().join(name)
     }
 
+    /// A runtime directory of root's with `mode`, and the state directory
+    /// the daemon derives under it for this host's mount point.
+    fn root_runtime(&self, mode: u32) -> (PathBuf, PathBuf) {
+        let runtime = self.path("runtime");
+        fs::create_dir(&runtime).unwrap_or_else(|e| panic!("{e}"));
+        fs::set_permissions(&runtime, fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let state = self.state_dir(&runtime);
+        (runtime, state)
+    }
+
+    /// The state directory the daemon derives for this host's mount point
+    /// with its runtime directory at `runtime`.
+    fn state_dir(&self, runtime: &Path) -> PathBuf {
+        let mnt = fs::canonicalize(self.path("mnt")).unwrap_or_else(|e| panic!("{e}"));
+        let under_default = ossfs_rs::facade::state_dir_for(&mnt);
+        runtime.join(under_default.file_name().unwrap_or_default())
+    }
+
     /// `ossfs-rs mount` (as root) with its state under `runtime`.
     fn mount(&self, runtime: &Path, name: &str) -> Output {
         let garage = shared_garage();
@@ -113,8 +132,7 @@ fn a_runtime_dir_another_user_made_is_refused() {
     second_user_runs("chmod", &[Path::new("0777"), &runtime]);
     let victim = host.path("victim");
     fs::create_dir(&victim).unwrap_or_else(|e| panic!("{e}"));
-    let mnt = fs::canonicalize(host.path("mnt")).unwrap_or_else(|e| panic!("{e}"));
-    let link = temp_env_state_dir(&runtime, &mnt);
+    let link = host.state_dir(&runtime);
     let state_name = link
         .file_name()
         .map(|n| n.to_os_string())
@@ -158,14 +176,9 @@ fn a_link_at_the_state_dir_is_refused_and_not_followed() {
     // The runtime directory is root's and private, but a link sits where
     // the mount's state directory goes (left by someone who could write
     // there once): refused, not followed.
-    let runtime = host.path("runtime");
-    fs::create_dir(&runtime).unwrap_or_else(|e| panic!("{e}"));
-    fs::set_permissions(&runtime, fs::Permissions::from_mode(0o700))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (runtime, link) = host.root_runtime(0o700);
     let victim = host.path("victim");
     second_user_runs("mkdir", &[&victim]);
-    let mnt = fs::canonicalize(host.path("mnt")).unwrap_or_else(|e| panic!("{e}"));
-    let link = temp_env_state_dir(&runtime, &mnt);
     std::os::unix::fs::symlink(&victim, &link).unwrap_or_else(|e| panic!("{e}"));
 
     let out = host.mount(&runtime, "state-link");
@@ -187,12 +200,7 @@ fn a_state_dir_others_can_write_is_refused() {
     let host = Host::new("state-mode");
     // Root's runtime directory, which others may enter (0711, made 0700
     // by the daemon), with a state directory in it that anyone may write.
-    let runtime = host.path("runtime");
-    fs::create_dir(&runtime).unwrap_or_else(|e| panic!("{e}"));
-    fs::set_permissions(&runtime, fs::Permissions::from_mode(0o711))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mnt = fs::canonicalize(host.path("mnt")).unwrap_or_else(|e| panic!("{e}"));
-    let state = temp_env_state_dir(&runtime, &mnt);
+    let (runtime, state) = host.root_runtime(0o711);
     fs::create_dir(&state).unwrap_or_else(|e| panic!("{e}"));
     fs::set_permissions(&state, fs::Permissions::from_mode(0o777))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -207,15 +215,4 @@ fn a_state_dir_others_can_write_is_refused() {
     );
     assert!(stderr.contains("other users can write"), "{stderr}");
     assert_eq!(entries(&state), vec!["supervisor.json".to_string()]);
-}
-
-/// The state directory the daemon derives for `mountpoint` with its
-/// runtime directory at `runtime`.
-fn temp_env_state_dir(runtime: &Path, mountpoint: &Path) -> PathBuf {
-    let under_default = ossfs_rs::facade::state_dir_for(mountpoint);
-    let name = under_default
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    runtime.join(name)
 }
