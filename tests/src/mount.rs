@@ -296,9 +296,27 @@ pub struct MountBuilder<'g> {
     prefix: Option<String>,
     options: Vec<String>,
     ossfs_form: bool,
+    logfile: bool,
+    foreground: bool,
 }
 
 impl<'g> MountBuilder<'g> {
+    /// No `-o logfile`: the daemon logs to its stderr, as most users run
+    /// it (the background daemon's stderr is /dev/null once detached).
+    /// [`Mount::log_tail`] is then empty, except in the foreground.
+    pub fn without_logfile(mut self) -> Self {
+        self.logfile = false;
+        self
+    }
+
+    /// `ossfs-rs mount -f`: the command stays in the foreground as the
+    /// supervisor, its stderr a pipe this process drains (a terminal's
+    /// stand-in), kept for [`Mount::log_tail`].
+    pub fn foreground(mut self) -> Self {
+        self.foreground = true;
+        self
+    }
+
     /// Mount this prefix of the bucket (e.g. another mount's) instead of a
     /// fresh one. `prefix` ends with `/`.
     pub fn prefix(mut self, prefix: &str) -> Self {
@@ -345,13 +363,10 @@ impl<'g> MountBuilder<'g> {
             .prefix
             .unwrap_or_else(|| crate::unique_prefix(&self.name));
         let mut opts = garage_options(self.garage, &passwd);
-        write!(
-            opts,
-            ",logfile={},tmpdir={}",
-            log.display(),
-            dir.path().join("staging").display()
-        )
-        .unwrap_or_default();
+        if self.logfile {
+            write!(opts, ",logfile={}", log.display()).unwrap_or_default();
+        }
+        write!(opts, ",tmpdir={}", dir.path().join("staging").display()).unwrap_or_default();
         for o in &self.options {
             opts.push(',');
             opts.push_str(o);
@@ -364,6 +379,9 @@ impl<'g> MountBuilder<'g> {
         args.push(mountpoint.clone().into());
         args.push("-o".into());
         args.push(opts.into());
+        if self.foreground {
+            args.push("-f".into());
+        }
         let mut mount = Mount {
             dir,
             mountpoint,
@@ -373,6 +391,8 @@ impl<'g> MountBuilder<'g> {
             daemon: None,
             watchdog: None,
             hang: None,
+            foreground: self.foreground.then(ForegroundLog::default),
+            foreground_child: None,
         };
         mount.start();
         mount
@@ -392,7 +412,14 @@ pub struct Mount {
     watchdog: Option<(Child, ChildStdin)>,
     /// Fails the test instead of hanging the suite (see [`crate::hang`]).
     hang: Option<HangGuard>,
+    /// `-f`: what the foreground command printed on stderr.
+    foreground: Option<ForegroundLog>,
+    /// `-f`: the command itself (the first supervisor), reaped on drop.
+    foreground_child: Option<Child>,
 }
+
+/// The stderr of a foreground mount, drained by a thread.
+type ForegroundLog = Arc<std::sync::Mutex<Vec<u8>>>;
 
 impl std::fmt::Debug for Mount {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -413,6 +440,8 @@ impl Mount {
             prefix: None,
             options: Vec::new(),
             ossfs_form: false,
+            logfile: true,
+            foreground: false,
         }
     }
 
@@ -443,7 +472,12 @@ impl Mount {
 
     /// The last lines of the daemon's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let text = match &self.foreground {
+            Some(log) => {
+                String::from_utf8_lossy(&log.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+            }
+            None => std::fs::read_to_string(self.log_path()).unwrap_or_default(),
+        };
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
@@ -497,6 +531,10 @@ impl Mount {
         if self.watchdog.is_none() {
             self.watchdog = Some(spawn_watchdog(&self.mountpoint));
         }
+        if self.foreground.is_some() {
+            self.start_foreground();
+            return;
+        }
         let out = run_ossfs(&self.bin, &self.args);
         if !out.status.success() {
             panic!(
@@ -525,6 +563,54 @@ impl Mount {
                 );
             }
         }
+    }
+
+    /// `start` for `-f`: run the command, and wait until it has mounted.
+    fn start_foreground(&mut self) {
+        use std::io::Read;
+        let mut child = Command::new(&self.bin)
+            .args(&self.args)
+            .env_remove("OSSFS_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.bin.display()));
+        if let (Some(mut err), Some(log)) = (child.stderr.take(), self.foreground.clone()) {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = err.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    log.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        while !is_mounted(&self.mountpoint) {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "`ossfs-rs {}` exited ({status}) before mounting:\n{}",
+                    self.describe_args(),
+                    self.log_tail()
+                );
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "`ossfs-rs {}` did not mount within {COMMAND_TIMEOUT:?}",
+                    self.describe_args()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.hang = Some(HangGuard::new(&self.mountpoint, &self.log_path()));
+        self.daemon = i32::try_from(child.id()).ok();
+        self.foreground_child = Some(child);
     }
 
     fn describe_args(&self) -> String {
@@ -620,6 +706,11 @@ impl Drop for Mount {
             let _ = dog.wait();
         }
         drop(self.hang.take());
+        if let Some(mut child) = self.foreground_child.take() {
+            // Reaped by `unmount` already, or killed by the test: collect
+            // it if it is still ours to collect.
+            let _ = child.try_wait();
+        }
         if let Err(e) = result {
             if std::thread::panicking() {
                 eprintln!("while unwinding: {e}");

@@ -1,5 +1,7 @@
 //! Thin, safe wrappers of the Linux calls the FUSE tests need and `std`
-//! lacks: renameat2 flags, statvfs and user xattrs.
+//! lacks: renameat2 flags, statvfs and user xattrs; and a second local
+//! user ([`second_user`]) for the tests that attack what the root daemon
+//! creates.
 //!
 //! Each wrapper returns `std::io::Result` with the errno of the call, so
 //! tests assert on errnos exactly as they do for `std::fs` calls.
@@ -160,6 +162,57 @@ pub fn umask() -> u32 {
                 .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
         })
         .unwrap_or(0o022)
+}
+
+/// The name of the unprivileged user the security tests act as.
+pub const SECOND_USER: &str = "ossfs-e2e-other";
+
+/// The (uid, gid) of [`SECOND_USER`], created with `useradd` (no home, no
+/// login shell) when missing. Needs root. Panics when it cannot be made.
+pub fn second_user() -> (u32, u32) {
+    static USER: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    *USER.get_or_init(|| {
+        let id = |flag: &str| {
+            std::process::Command::new("id")
+                .arg(flag)
+                .arg(SECOND_USER)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .trim()
+                        .parse::<u32>()
+                        .ok()
+                })
+        };
+        if id("-u").is_none() {
+            // Another test binary may be making it at the same moment:
+            // its failure is fine as long as the user exists afterwards.
+            let _ = std::process::Command::new("useradd")
+                .args([
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                ])
+                .arg(SECOND_USER)
+                .output();
+        }
+        match (id("-u"), id("-g")) {
+            (Some(uid), Some(gid)) => (uid, gid),
+            _ => panic!("cannot create the user {SECOND_USER} with useradd (the test needs root)"),
+        }
+    })
+}
+
+/// A command that runs as [`second_user`].
+pub fn as_second_user(program: &str) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let (uid, gid) = second_user();
+    let mut cmd = std::process::Command::new(program);
+    cmd.uid(uid).gid(gid);
+    cmd
 }
 
 #[cfg(test)]

@@ -397,19 +397,7 @@ fn a_killed_supervisor_is_replaced_and_then_the_worker_too() {
     let sup = m.supervisor_pid();
     let worker = m.worker_pid();
     kill9(sup);
-    let killed = Instant::now();
-    let new_sup = loop {
-        let now = m.supervisor_pid();
-        if now != sup && now != 0 {
-            break now;
-        }
-        assert!(
-            killed.elapsed() < RESTART_LIMIT,
-            "no new supervisor\n{}",
-            m.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let new_sup = wait_new_supervisor(&m, sup);
     m.track_supervisor(new_sup);
     assert_eq!(m.worker_pid(), worker, "the worker must keep serving");
     assert_eq!(fs::read(m.join("a")).unwrap_or_default(), b"alpha");
@@ -425,6 +413,102 @@ fn a_killed_supervisor_is_replaced_and_then_the_worker_too() {
             .unwrap_or(0)
             >= 1
     );
+}
+
+/// Wait until a supervisor other than `old` answers `ossfs-rs status`;
+/// returns its pid.
+fn wait_new_supervisor(m: &Mount, old: i32) -> i32 {
+    let killed = Instant::now();
+    loop {
+        let status = m.status();
+        let now = status["supervisor"]["pid"].as_i64().unwrap_or(0) as i32;
+        if now != old && now != 0 && status["answering"].as_bool() == Some(true) {
+            return now;
+        }
+        assert!(
+            killed.elapsed() < RESTART_LIMIT,
+            "no new supervisor {RESTART_LIMIT:?} after killing {old}: status {status}\n{}",
+            m.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A reader that reads `path` whole, again and again, until `stop`; every
+/// read must return `expected`. Returns how many reads it made, or the
+/// first error.
+fn keep_reading(path: PathBuf, expected: Vec<u8>, stop: Arc<AtomicBool>) -> Result<u64, String> {
+    let mut reads = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        match fs::read(&path) {
+            Ok(data) if data == expected => reads += 1,
+            Ok(data) => {
+                return Err(format!(
+                    "read {} bytes, not the {} written, after {reads} reads",
+                    data.len(),
+                    expected.len()
+                ));
+            }
+            Err(e) => return Err(format!("{e} after {reads} reads")),
+        }
+    }
+    Ok(reads)
+}
+
+/// Under a reader: kill the supervisor, then the worker, then the
+/// supervisor again; each must be replaced, and the reader never sees an
+/// error.
+fn supervisor_and_worker_deaths_under_a_reader(mut m: Mount) {
+    let data: Vec<u8> = (0..256 * 1024u32).map(|i| (i % 251) as u8).collect();
+    fs::write(m.join("r"), &data).unwrap_or_else(|e| panic!("{e}"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (path, stop) = (m.join("r"), stop.clone());
+        std::thread::spawn(move || keep_reading(path, data, stop))
+    };
+    let sup = m.supervisor_pid();
+    let worker = m.worker_pid();
+    kill9(sup);
+    let sup = wait_new_supervisor(&m, sup);
+    m.track_supervisor(sup);
+    assert_eq!(m.worker_pid(), worker, "the worker must keep serving");
+    pause(200, 400);
+    let t = kill_worker(&m);
+    report("worker, after a new supervisor", &[t]);
+    pause(200, 400);
+    let again = m.supervisor_pid();
+    kill9(again);
+    let sup = wait_new_supervisor(&m, again);
+    m.track_supervisor(sup);
+    pause(200, 400);
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader
+        .join()
+        .unwrap_or_else(|_| panic!("the reader panicked"))
+        .unwrap_or_else(|e| panic!("the reader saw an error: {e}\n{}", m.log_tail()));
+    assert!(reads > 0, "the reader read nothing");
+    eprintln!("reader: {reads} full reads across 2 supervisor kills and 1 worker kill");
+    fs::write(m.join("w"), b"after").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fs::read(m.join("w")).unwrap_or_default(), b"after");
+    m.unmount_ok();
+}
+
+#[test]
+fn daemon_mode_replaces_a_killed_supervisor_twice_under_a_reader() {
+    // As users run it: `ossfs-rs mount`, no log file.
+    let m = Mount::builder(shared_garage(), "restart-sup-daemon")
+        .without_logfile()
+        .mount();
+    supervisor_and_worker_deaths_under_a_reader(m);
+}
+
+#[test]
+fn foreground_mode_replaces_a_killed_supervisor_twice_under_a_reader() {
+    let m = Mount::builder(shared_garage(), "restart-sup-fg")
+        .without_logfile()
+        .foreground()
+        .mount();
+    supervisor_and_worker_deaths_under_a_reader(m);
 }
 
 #[test]
@@ -796,14 +880,14 @@ fn with_retry_forever_a_lookup_waits_out_an_outage() {
     }
 }
 
-#[test]
-fn a_crash_loop_backs_off_keeps_the_mount_and_umount_works() {
-    let mut m = Mount::new("restart-loop");
-    fs::write(m.join("a"), b"still here").unwrap_or_else(|e| panic!("{e}"));
-    // Kill each new worker as soon as it appears: a crash loop.
-    for _ in 0..5 {
+/// Send `signal` to each new worker as soon as it serves, `times` times.
+fn end_workers_quickly(m: &Mount, signal: libc::c_int, times: usize) {
+    for _ in 0..times {
         let old = m.worker_pid();
-        kill9(old);
+        assert!(old > 0, "no worker");
+        // SAFETY: kill with a pid and a signal number.
+        let rc = unsafe { libc::kill(old, signal) };
+        assert_eq!(rc, 0, "kill {old}: {}", std::io::Error::last_os_error());
         let killed = Instant::now();
         while m.worker_pid() == old {
             assert!(
@@ -814,6 +898,15 @@ fn a_crash_loop_backs_off_keeps_the_mount_and_umount_works() {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+}
+
+#[test]
+fn quick_kills_from_outside_are_no_crash_loop_but_quick_crashes_are() {
+    let mut m = Mount::new("restart-loop");
+    fs::write(m.join("a"), b"still here").unwrap_or_else(|e| panic!("{e}"));
+    // kill -9 of each new worker as soon as it serves: an operator or a
+    // test, not the worker's own doing, so never a backoff.
+    end_workers_quickly(&m, libc::SIGKILL, 5);
     let status = m.status();
     assert!(
         status["supervisor"]["worker_restarts"]
@@ -832,8 +925,17 @@ fn a_crash_loop_backs_off_keeps_the_mount_and_umount_works() {
     );
     let log = fs::read_to_string(m.log_path()).unwrap_or_default();
     assert!(
+        !log.contains("backing off"),
+        "kills from outside were taken for a crash loop:\n{}",
+        m.log_tail()
+    );
+    // SIGABRT, as a worker that aborts (panic=abort, a failed assertion
+    // in C code) gets: its own doing; dying young in a row is a loop.
+    end_workers_quickly(&m, libc::SIGABRT, 5);
+    let log = fs::read_to_string(m.log_path()).unwrap_or_default();
+    assert!(
         log.contains("backing off"),
-        "no backoff in the log:\n{}",
+        "no backoff in the log after a crash loop:\n{}",
         m.log_tail()
     );
     assert_eq!(fs::read(m.join("a")).unwrap_or_default(), b"still here");

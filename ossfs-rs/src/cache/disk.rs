@@ -186,7 +186,7 @@ impl DiskCache {
             path: shown.clone(),
             source,
         };
-        create_private_dir(&root).map_err(io_err)?;
+        create_private_dir(&root).map_err(|e| io_err(e.into()))?;
         let lock = OpenOptions::new()
             .read(true)
             .write(true)

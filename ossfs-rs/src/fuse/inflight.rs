@@ -48,6 +48,7 @@ impl InFlight {
             .create(true)
             .truncate(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
         file.set_len(BYTES as u64)?;
         Self::map(&file)
@@ -55,7 +56,12 @@ impl InFlight {
 
     /// Map the existing table at `path`.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
         if file.metadata()?.len() < BYTES as u64 {
             file.set_len(BYTES as u64)?;
         }

@@ -63,7 +63,11 @@ impl FileJournal {
     /// Open the journal at `path` (created when missing), replay it, and
     /// compact it.
     pub fn open(path: &Path) -> io::Result<Opened> {
-        let (mirror, replayed, skipped) = match File::open(path) {
+        let existing = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path);
+        let (mirror, replayed, skipped) = match existing {
             Ok(f) => read_ops(f)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => (Restored::default(), 0, 0),
             Err(e) => return Err(e),
@@ -164,11 +168,15 @@ fn write_snapshot(path: &Path, state: &Restored) -> io::Result<(File, u64)> {
             .create(true)
             .truncate(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
         f.write_all(&out)?;
     }
     std::fs::rename(&tmp, path)?;
-    let file = OpenOptions::new().append(true).open(path)?;
+    let file = OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
     Ok((file, out.len() as u64))
 }
 

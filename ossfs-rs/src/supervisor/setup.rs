@@ -186,5 +186,10 @@ pub fn init_logging(filter: &str, may_colour: bool) {
         .with_env_filter(filter)
         .with_ansi(may_colour && std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        // A failed write is dropped, never reported: the report would go
+        // to the same stderr with `eprintln!`, which panics when stderr is
+        // a pipe whose reader died (a worker's, after its supervisor was
+        // killed), and so would kill the logging thread.
+        .log_internal_errors(false)
         .try_init();
 }

@@ -10,13 +10,42 @@
 //! control socket, and two small JSON
 //! files describing the supervisor and the worker for `ossfs-rs status`.
 //!
-//! Imports: std, libc, serde and serde_json only.
+//! A state directory, and the runtime directory above it, are used only
+//! when they are ours: owned by our uid, writable by nobody else, not a
+//! symbolic link ([`create_state_dir`], [`check_state_dir`]); on a shared
+//! `/tmp` another user could otherwise make `/tmp/ossfs-rs-<uid>` first
+//! and so choose the command line, and the binary, a replacement
+//! supervisor runs. Its files are opened with `O_NOFOLLOW`: a symbolic
+//! link planted at a file's name is an error, never followed.
+//!
+//! Imports: std, libc, serde and serde_json, and `sys` (private
+//! directories).
 
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::sys::private_dir::{PrivateDirError, create_private_dir, open_private_dir};
+
+/// Create the state directory `dir` (and the runtime directory above it),
+/// or check the ones there: both ours and private.
+pub fn create_state_dir(dir: &Path) -> Result<(), PrivateDirError> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir(parent)?;
+    }
+    create_private_dir(dir)
+}
+
+/// Check that the existing state directory `dir`, and the runtime
+/// directory above it, are ours and private.
+pub fn check_state_dir(dir: &Path) -> Result<(), PrivateDirError> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        open_private_dir(parent)?;
+    }
+    open_private_dir(dir).map(drop)
+}
 
 /// Where the state directories of this user's mounts live.
 pub fn runtime_dir() -> PathBuf {
@@ -123,14 +152,21 @@ impl StateDir {
             .create(true)
             .truncate(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)
             .and_then(|mut f| std::io::Write::write_all(&mut f, &data))?;
+        // rename replaces a link at `path`, it never follows it.
         std::fs::rename(&tmp, path)
     }
 
     /// Read a JSON file of this directory.
     pub fn read_json<T: for<'de> Deserialize<'de>>(&self, path: &Path) -> io::Result<T> {
-        let data = std::fs::read(path)?;
+        let mut data = Vec::new();
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut data))?;
         serde_json::from_slice(&data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
@@ -141,6 +177,7 @@ impl StateDir {
             .create(true)
             .truncate(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .and_then(|mut f| std::io::Write::write_all(&mut f, data))
     }
@@ -210,5 +247,52 @@ mod tests {
         assert_eq!(a, state_dir_for(Path::new("/mnt/data")));
         assert_ne!(a, state_dir_for(Path::new("/mnt/data2")));
         assert!(a.to_string_lossy().ends_with("-data"));
+    }
+
+    #[test]
+    fn state_files_are_never_opened_through_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::new(tmp.path().join("s"));
+        create_state_dir(&state.dir).unwrap();
+        let target = tmp.path().join("target");
+        std::fs::write(&target, b"{}").unwrap();
+        std::os::unix::fs::symlink(&target, state.supervisor()).unwrap();
+        assert!(
+            state
+                .read_json::<SupervisorInfo>(&state.supervisor())
+                .is_err()
+        );
+        // A link at the temporary name of an atomic write.
+        std::os::unix::fs::symlink(&target, state.worker().with_extension("tmp")).unwrap();
+        assert!(
+            state
+                .write_json(&state.worker(), &WorkerInfo::default())
+                .is_err()
+        );
+        std::os::unix::fs::symlink(&target, state.init()).unwrap();
+        assert!(state.write_private(&state.init(), b"x").is_err());
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            b"{}",
+            "written through a link"
+        );
+        check_state_dir(&state.dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_dir_under_a_runtime_dir_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let runtime = tmp.path().join("runtime");
+        std::fs::create_dir(&runtime).unwrap();
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let dir = runtime.join("s");
+        let e = create_state_dir(&dir).unwrap_err();
+        assert!(matches!(e, PrivateDirError::WritableByOthers { .. }), "{e}");
+        assert!(!dir.exists(), "made a state dir in it anyway");
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+        create_state_dir(&dir).unwrap();
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(check_state_dir(&dir).is_err());
     }
 }

@@ -71,6 +71,10 @@ pub fn run(args: WorkerArgs) -> ExitCode {
     // SAFETY: the supervisor passed these fds to us for our exclusive use.
     let fuse = unsafe { OwnedFd::from_raw_fd(args.conn.fuse_fd) };
     let state = StateDir::new(args.conn.state_dir.clone());
+    if let Err(e) = super::state::check_state_dir(&state.dir) {
+        eprintln!("ossfs-rs worker: {e}");
+        return ExitCode::FAILURE;
+    }
     let req = match load_request(&state) {
         Ok(r) => r,
         Err(e) => {
@@ -189,7 +193,13 @@ fn serve(
         ledger.clone(),
         file_journal,
     );
-    watch_supervisor(args.supervisor_pid, state.dir.clone(), fuse.as_fd(), creds);
+    watch_supervisor(
+        args.supervisor_pid,
+        state.dir.clone(),
+        req.options.logfile.clone(),
+        fuse.as_fd(),
+        creds,
+    );
 
     let result = background.join();
     runtime.shutdown_timeout(Duration::from_secs(5));

@@ -82,6 +82,39 @@ pub fn spawn_background(args: &[OsString], mountpoint: &Path) -> ExitCode {
     }
 }
 
+/// Point stderr (and stdout) away from a pipe whose reader may be gone:
+/// to `logfile` when there is one, else to /dev/null. A worker calls it
+/// when its supervisor died, since without a log file its stderr was a
+/// pipe to that supervisor; the supervisor it starts next inherits the
+/// new stderr. Returns whether stderr was a pipe (and so was replaced).
+pub fn leave_stderr_pipe(logfile: Option<&Path>) -> std::io::Result<bool> {
+    if !is_pipe(std::io::stderr()) {
+        return Ok(false);
+    }
+    let target = open_log_or_null(logfile)?;
+    if is_pipe(std::io::stdout()) {
+        nix::unistd::dup2_stdout(&target).map_err(std::io::Error::from)?;
+    }
+    nix::unistd::dup2_stderr(&target).map_err(std::io::Error::from)?;
+    Ok(true)
+}
+
+/// Whether `fd` is a pipe (or a FIFO).
+fn is_pipe(fd: impl std::os::fd::AsFd) -> bool {
+    nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO)
+}
+
+/// `logfile` opened for appending, or /dev/null.
+fn open_log_or_null(logfile: Option<&Path>) -> std::io::Result<std::fs::File> {
+    match logfile {
+        Some(p) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p),
+        None => std::fs::OpenOptions::new().write(true).open("/dev/null"),
+    }
+}
+
 /// Tell the waiting parent the mount is ready and detach from it: stdout
 /// and stderr go to `logfile` (or /dev/null) from here on.
 pub fn notify_ready_and_detach(logfile: Option<&Path>) -> std::io::Result<()> {
@@ -89,13 +122,7 @@ pub fn notify_ready_and_detach(logfile: Option<&Path>) -> std::io::Result<()> {
     out.write_all(b"ready\n")?;
     out.flush()?;
     drop(out);
-    let target = match logfile {
-        Some(p) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)?,
-        None => std::fs::OpenOptions::new().write(true).open("/dev/null")?,
-    };
+    let target = open_log_or_null(logfile)?;
     // Replace fds 1 and 2 themselves: the caller's pipes must close here,
     // or a caller reading our output to its end (`$(ossfs-rs mount ...)`,
     // `Command::output`) waits for as long as the mount lives.

@@ -10,6 +10,8 @@
 //!   detach of the started daemon;
 //! - [`fd`]: file descriptors that cross a process boundary (inherited by
 //!   a child, sent with SCM_RIGHTS);
+//! - [`oom`]: the kernel's count of OOM kills (was a SIGKILL the OOM
+//!   killer's?);
 //! - [`readahead`]: the kernel's readahead of a mount's backing device;
 //! - [`heap`] and [`prefault`]: the allocator settings and the global
 //!   allocator of the binary.
@@ -21,6 +23,7 @@ pub mod daemon;
 pub mod fd;
 pub mod heap;
 pub mod mountinfo;
+pub mod oom;
 pub mod prefault;
 pub mod private_dir;
 pub mod readahead;

@@ -132,6 +132,12 @@ pub fn run_adopt(args: SuperviseArgs) -> std::process::ExitCode {
     // SAFETY: the fd was passed to us to own.
     let fuse = unsafe { OwnedFd::from_raw_fd(args.conn.fuse_fd) };
     let state = StateDir::new(args.conn.state_dir.clone());
+    // Never take a command line or a binary to exec from a directory
+    // another user could have written.
+    if let Err(e) = state::check_state_dir(&state.dir) {
+        eprintln!("ossfs-rs supervisor: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let req = match load_request(&state) {
         Ok(r) => r,
         Err(e) => {
@@ -195,9 +201,12 @@ pub fn run_adopt(args: SuperviseArgs) -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-/// Remove what a previous, dead mount left in `state` (but not its
-/// staging files, which may hold data that could not be uploaded).
+/// Make sure `state` and the runtime directory above it are ours and
+/// private (see [`state::check_state_dir`]), then remove what a previous,
+/// dead mount left in `state` (but not its staging files, which may hold
+/// data that could not be uploaded).
 fn prepare_state_dir(state: &StateDir) -> Result<(), ServeError> {
+    state::create_state_dir(&state.dir).map_err(|e| ServeError::Setup(e.to_string()))?;
     if state.control().exists()
         && control::call(
             &state.control(),
@@ -212,8 +221,7 @@ fn prepare_state_dir(state: &StateDir) -> Result<(), ServeError> {
         )));
     }
     state.remove_files();
-    crate::sys::private_dir::create_private_dir(&state.dir)
-        .map_err(|e| ServeError::Setup(format!("cannot create {}: {e}", state.dir.display())))
+    Ok(())
 }
 
 /// SIGTERM and SIGINT are taken by a dedicated thread (sigwait), so they

@@ -9,7 +9,8 @@
 //! uses [`alive`] to tell whether a volume still has a daemon.
 //!
 //! Imports: the supervisor's `protocol` (the `__supervise` command line)
-//! only; a worker imports this file, never the supervisor's loop.
+//! and `sys` (stderr); a worker imports this file, never the supervisor's
+//! loop.
 
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
@@ -63,7 +64,18 @@ pub fn alive(pid: u32) -> bool {
 /// In a worker: when the supervisor `pid` dies, start a new one that
 /// adopts this worker (handing it the fd and the credentials), and watch
 /// that one in turn.
-pub fn watch_supervisor(pid: u32, state_dir: PathBuf, fuse: BorrowedFd<'_>, creds: Creds) {
+///
+/// Without a log file the worker's stderr was a pipe to the dead
+/// supervisor: it is pointed at `logfile` or /dev/null first, so that
+/// neither this worker's logging nor the new supervisor (which inherits
+/// it) writes into a pipe nobody reads.
+pub fn watch_supervisor(
+    pid: u32,
+    state_dir: PathBuf,
+    logfile: Option<PathBuf>,
+    fuse: BorrowedFd<'_>,
+    creds: Creds,
+) {
     let fuse_fd = fuse.as_raw_fd();
     let _ = std::thread::Builder::new()
         .name("ossfs-watch-supervisor".into())
@@ -76,6 +88,9 @@ pub fn watch_supervisor(pid: u32, state_dir: PathBuf, fuse: BorrowedFd<'_>, cred
                         let _ = child.wait();
                     }
                     None => wait_pid_exit(watched),
+                }
+                if let Err(e) = crate::sys::daemon::leave_stderr_pipe(logfile.as_deref()) {
+                    error!(error = %e, "cannot point stderr away from the dead supervisor's pipe");
                 }
                 warn!(
                     supervisor = watched,
