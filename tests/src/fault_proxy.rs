@@ -52,6 +52,9 @@ pub enum Fault {
     SlowDown,
     /// Answer `503` with a plain-text body, without forwarding.
     ServiceUnavailable,
+    /// Answer `403` with an S3 `AccessDenied` error document, without
+    /// forwarding: a permanent error (revoked key or bucket policy).
+    AccessDenied,
     /// Forward, relay the response head and the first `n` body bytes, then
     /// close cleanly (FIN). `n` is capped at `Content-Length - 1`, so a body
     /// with a known non-zero length is always cut short.
@@ -270,7 +273,7 @@ async fn serve_connection(
             drain_request_body(&head, leftover, &mut client).await?;
             reset(client)
         }
-        Fault::SlowDown | Fault::ServiceUnavailable => {
+        Fault::SlowDown | Fault::ServiceUnavailable | Fault::AccessDenied => {
             drain_request_body(&head, leftover, &mut client).await?;
             let reply = error_reply(&fault, &method);
             client.write_all(&reply).await?;
@@ -297,20 +300,32 @@ fn reset(stream: TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-/// The 503 reply for [`Fault::SlowDown`] or [`Fault::ServiceUnavailable`].
+/// The reply for [`Fault::SlowDown`], [`Fault::ServiceUnavailable`] or
+/// [`Fault::AccessDenied`].
 fn error_reply(fault: &Fault, method: &str) -> Vec<u8> {
-    let (content_type, body) = if *fault == Fault::SlowDown {
-        (
+    let (status, content_type, body) = match fault {
+        Fault::SlowDown => (
+            "503 Service Unavailable",
             "application/xml",
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
              <Message>Please reduce your request rate.</Message>\
              <RequestId>fault-proxy</RequestId></Error>",
-        )
-    } else {
-        ("text/plain", "Service Unavailable")
+        ),
+        Fault::AccessDenied => (
+            "403 Forbidden",
+            "application/xml",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+             <Message>Access Denied</Message>\
+             <RequestId>fault-proxy</RequestId></Error>",
+        ),
+        _ => (
+            "503 Service Unavailable",
+            "text/plain",
+            "Service Unavailable",
+        ),
     };
     let mut reply = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: {content_type}\r\n\
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )

@@ -311,6 +311,9 @@ pub struct Fs {
     inodes: Mutex<InodeTable>,
     handles: Mutex<HandleTable>,
     stagings: Mutex<HashMap<u64, StagingSlot>>,
+    /// Writer handles whose staging file a restarted worker could not take
+    /// over (`restore.rs`): fh -> (ino, the file, left on disk).
+    lost: Mutex<HashMap<u64, (u64, PathBuf)>>,
     cache: Mutex<StatCache>,
     /// The global budget for data buffers.
     budget: MemoryBudget,
@@ -349,10 +352,7 @@ impl std::fmt::Debug for Fs {
 /// Lock a table, even if a thread panicked while holding it (the tables
 /// stay consistent: every critical section is a few map operations).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    }
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Fs {
@@ -406,6 +406,7 @@ impl Fs {
             inodes: Mutex::new(InodeTable::new()),
             handles: Mutex::new(HandleTable::new()),
             stagings: Mutex::new(HashMap::new()),
+            lost: Mutex::new(HashMap::new()),
             cache: Mutex::new(cache),
             blocks: Arc::new(blocks),
             budget,

@@ -46,6 +46,7 @@ impl Fs {
             } if h.ino == ino => append,
             _ => return Err(FsError::BadHandle(fh)),
         };
+        self.check_restored(fh)?;
         let st = self.staging_of(ino).ok_or(FsError::BadHandle(fh))?;
         let len = u32::try_from(data.len())
             .map_err(|_| FsError::Invalid(format!("write of {} bytes", data.len())))?;
@@ -135,6 +136,7 @@ impl Fs {
     pub async fn flush(&self, ino: u64, fh: u64) -> Result<(), FsError> {
         let h = self.handle(fh)?;
         if Self::is_writer(&h) {
+            self.check_restored(fh)?;
             self.sync_staging(ino).await?;
         }
         Ok(())
@@ -156,6 +158,7 @@ impl Fs {
         if !Self::is_writer(&h) {
             return Ok(());
         }
+        self.release_lost(fh)?;
         let last = {
             let mut stagings = lock(&self.stagings);
             match stagings.get_mut(&ino) {
