@@ -43,6 +43,10 @@ pub enum Fault {
     Pass,
     /// Wait this long after the request head arrived, then forward unchanged.
     Delay(Duration),
+    /// Forward unchanged (the server executes the request at once), then
+    /// hold the response head this long before relaying it: a slow reply
+    /// to a request that already took effect.
+    DelayReply(Duration),
     /// Read the whole request, do not forward it, reset the connection (RST).
     Reset,
     /// Forward the request (the server executes it), relay the first `n`
@@ -284,6 +288,9 @@ async fn serve_connection(
             relay(client, &head, leftover, upstream, Relay::Whole).await
         }
         Fault::Pass => relay(client, &head, leftover, upstream, Relay::Whole).await,
+        Fault::DelayReply(d) => {
+            relay(client, &head, leftover, upstream, Relay::DelayReply(d)).await
+        }
         Fault::ResetAfter(n) => {
             relay(client, &head, leftover, upstream, Relay::ResetAfter(n)).await
         }
@@ -341,6 +348,7 @@ fn error_reply(fault: &Fault, method: &str) -> Vec<u8> {
 #[derive(Clone, Copy, Debug)]
 enum Relay {
     Whole,
+    DelayReply(Duration),
     ResetAfter(usize),
     TruncateBody(usize),
 }
@@ -403,6 +411,9 @@ where
     };
     let body_start = buf.split_off(head_len);
     let head = Head::parse(&buf)?;
+    if let Relay::DelayReply(d) = mode {
+        tokio::time::sleep(d).await;
+    }
     client.write_all(&head.with_connection_close()).await?;
     match mode {
         Relay::TruncateBody(n) => {
@@ -413,7 +424,7 @@ where
             let mut body = std::io::Cursor::new(body_start).chain(server);
             tokio::io::copy(&mut (&mut body).take(limit as u64), client).await?;
         }
-        Relay::Whole | Relay::ResetAfter(_) => {
+        Relay::Whole | Relay::DelayReply(_) | Relay::ResetAfter(_) => {
             client.write_all(&body_start).await?;
             tokio::io::copy(server, client).await?;
         }

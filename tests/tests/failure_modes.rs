@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use e2e::fault_proxy::{Fault, FaultProxy};
-use e2e::mount::{Mount, shared_garage};
+use e2e::mount::{Bucket, Mount, shared_garage};
 
 /// How long an answer may take before the test calls it a hang.
 const ANSWER_LIMIT: Duration = Duration::from_secs(30);
@@ -129,4 +129,117 @@ fn a_permanent_store_error_during_a_worker_restart_fails_only_the_open_writer() 
         m.log_tail()
     );
     m.unmount_ok();
+}
+
+/// The object at `name` under the mount's prefix, read from Garage.
+fn object(m: &Mount, name: &str) -> Option<Vec<u8>> {
+    let bucket = Bucket::garage();
+    let key = format!("{}{name}", m.prefix());
+    bucket.block_on(async {
+        match bucket.store().get(&key, None).await {
+            Ok(got) => Some(
+                got.collect()
+                    .await
+                    .unwrap_or_else(|e| panic!("get {key}: {e}"))
+                    .to_vec(),
+            ),
+            Err(ossfs_rs::store::StoreError::NotFound { .. }) => None,
+            Err(e) => panic!("get {key}: {e}"),
+        }
+    })
+}
+
+#[test]
+fn a_rename_over_an_open_file_whose_copy_fails_keeps_the_writers_data() {
+    let p = proxied();
+    let m = Mount::builder(shared_garage(), "fail-rename-copy")
+        .option(&format!("url={}", p.proxy.endpoint()))
+        .mount();
+    fs::write(m.join("target"), b"old target").unwrap_or_else(|e| panic!("{e}"));
+    fs::write(m.join("source"), b"source").unwrap_or_else(|e| panic!("{e}"));
+    let writer = OpenOptions::new()
+        .write(true)
+        .open(m.join("target"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    writer
+        .write_all_at(b"NEW TARGET", 0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The rename's CopyObject (its first PUT) is refused.
+    p.proxy.fail_next_method("PUT", 1, Fault::AccessDenied);
+    let renamed = fs::rename(m.join("source"), m.join("target"));
+    assert_eq!(
+        renamed.as_ref().err().and_then(|e| e.raw_os_error()),
+        Some(libc::EACCES),
+        "the rename must fail as its copy did: {renamed:?}"
+    );
+    p.proxy.clear_plan();
+    writer
+        .write_all_at(b" and more", 10)
+        .unwrap_or_else(|e| panic!("write after the failed rename: {e}"));
+    writer
+        .sync_all()
+        .unwrap_or_else(|e| panic!("fsync after the failed rename: {e}"));
+    drop(writer);
+    assert_eq!(
+        object(&m, "target").as_deref(),
+        Some(&b"NEW TARGET and more"[..]),
+        "the writer's data was dropped\n{}",
+        m.log_tail()
+    );
+    assert_eq!(object(&m, "source").as_deref(), Some(&b"source"[..]));
+    assert_eq!(
+        fs::read(m.join("target")).unwrap_or_default(),
+        b"NEW TARGET and more"
+    );
+}
+
+/// The kernel locks a renamed file against writes and fsyncs, but not the
+/// files inside a renamed directory: those are what a slow rename's copy
+/// can race with.
+#[test]
+fn an_fsync_during_a_slow_directory_rename_lands_at_the_new_name() {
+    let p = proxied();
+    let m = Mount::builder(shared_garage(), "slow-rename-copy")
+        .option(&format!("url={}", p.proxy.endpoint()))
+        .mount();
+    fs::create_dir(m.join("d")).unwrap_or_else(|e| panic!("{e}"));
+    let writer = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(m.join("d/f"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    writer
+        .write_all_at(b"first", 0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    writer.sync_all().unwrap_or_else(|e| panic!("fsync: {e}"));
+    // The copies (of d/ and d/f) take effect at once, their answers come
+    // 3 s later.
+    p.proxy
+        .fail_next_method("PUT", 2, Fault::DelayReply(Duration::from_secs(3)));
+    let (from, to) = (m.join("d"), m.join("e"));
+    let renaming = std::thread::spawn(move || fs::rename(from, to));
+    std::thread::sleep(Duration::from_millis(1000));
+    let w = writer.try_clone().unwrap_or_else(|e| panic!("dup: {e}"));
+    let synced = answered(ANSWER_LIMIT, move || {
+        w.write_all_at(b" second", 5).and_then(|()| w.sync_all())
+    });
+    assert!(
+        matches!(synced, Some(Ok(()))),
+        "write+fsync during the rename: {synced:?}"
+    );
+    let renamed = renaming
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("panicked")));
+    assert!(renamed.is_ok(), "rename: {renamed:?}");
+    assert_eq!(
+        object(&m, "e/f").as_deref(),
+        Some(&b"first second"[..]),
+        "the fsynced data must be at the new name\n{}",
+        m.log_tail()
+    );
+    assert_eq!(object(&m, "d/f"), None, "the old name must be gone");
+    drop(writer);
+    assert_eq!(fs::read(m.join("e/f")).unwrap_or_default(), b"first second");
+    assert_eq!(object(&m, "e/f").as_deref(), Some(&b"first second"[..]));
 }

@@ -216,14 +216,25 @@ impl Fs {
             return Ok(());
         };
         let mut state = st.lock().await;
+        self.sync_locked(ino, &st, &mut state).await
+    }
+
+    /// [`Fs::sync_staging`] with the staging file `st` of `ino` locked
+    /// already (a rename holds it until the node has its new name).
+    pub(super) async fn sync_locked(
+        &self,
+        ino: u64,
+        st: &Staging,
+        state: &mut StagingState,
+    ) -> Result<(), FsError> {
         if !state.dirty || state.unlinked {
             return Ok(());
         }
         let rec = self.node(ino)?;
-        if !self.adopted_may_upload(&rec.path, &st, &mut state).await? {
+        if !self.adopted_may_upload(&rec.path, st, state).await? {
             return Ok(());
         }
-        let info = self.upload_staging(&rec.path, &st, &mut state).await?;
+        let info = self.upload_staging(&rec.path, st, state).await?;
         self.cache_put(&rec.path, &info);
         Ok(())
     }
