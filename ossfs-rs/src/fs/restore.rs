@@ -105,7 +105,7 @@ impl Fs {
                 }
             };
             let current = base.etag.clone();
-            let staging = match Staging::adopt(&staged, ino, base, &current) {
+            let staging = match Staging::adopt(&self.staging_dir, &staged, ino, base, &current) {
                 Ok(s) => Arc::new(s),
                 Err(e) => {
                     error!(ino, path = %path.display(), error = %e,

@@ -41,30 +41,13 @@ async fn env_with(copies: Arc<Copies>) -> Env {
     .await
 }
 
-/// Open `name` (existing) for writing; returns (ino, fh).
-async fn open_writer(env: &Env, name: &str) -> (u64, u64) {
-    let ino = env
-        .lookup_path(name)
-        .await
-        .unwrap_or_else(|e| panic!("lookup {name}: {e}"))
-        .attr
-        .ino
-        .0;
-    let fh = env
-        .fs
-        .open(ino, libc::O_WRONLY)
-        .await
-        .unwrap_or_else(|e| panic!("open {name}: {e}"));
-    (ino, fh)
-}
-
 #[tokio::test]
 async fn a_failed_rename_over_an_open_file_keeps_its_writer_uploading() {
     let copies = Arc::new(Copies::default());
     let env = env_with(copies.clone()).await;
     env.write_file("target", b"old target", 0o644).await;
     env.write_file("source", b"source", 0o644).await;
-    let (ino, fh) = open_writer(&env, "target").await;
+    let (ino, fh) = env.open_path("target", libc::O_WRONLY).await;
     env.fs
         .write(ino, fh, 0, Bytes::from_static(b"NEW TARGET"))
         .await
@@ -155,7 +138,7 @@ async fn an_fsync_during_a_slow_rename_reaches_the_new_name() {
     let copies = Arc::new(Copies::default());
     let env = Arc::new(env_with(copies.clone()).await);
     env.write_file("from", b"first", 0o644).await;
-    let (ino, fh) = open_writer(&env, "from").await;
+    let (ino, fh) = env.open_path("from", libc::O_WRONLY).await;
     fsync_during_a_slow_rename(env, &copies, ["from", "to", "to", "from"], ino, fh).await;
 }
 
@@ -168,6 +151,6 @@ async fn an_fsync_during_a_slow_directory_rename_reaches_the_new_name() {
         .await
         .unwrap_or_else(|e| panic!("mkdir: {e}"));
     env.write_file("d/f", b"first", 0o644).await;
-    let (ino, fh) = open_writer(&env, "d/f").await;
+    let (ino, fh) = env.open_path("d/f", libc::O_WRONLY).await;
     fsync_during_a_slow_rename(env, &copies, ["d", "e", "e/f", "d/f"], ino, fh).await;
 }
