@@ -447,9 +447,9 @@ fn names_that_need_escaping() {
 /// "`truncate(path)` then `chmod`, `utime`, then `rename`": the renamed
 /// file keeps the mode, size and mtime set last, in the mount and after a
 /// remount (so the object's metadata holds them too). The shell's own
-/// tools, as a user runs them, on a new and on an existing file, many
-/// times (the kernel's RELEASE of truncate's descriptor races with the
-/// next steps).
+/// tools, as a user runs them, on a new and on an existing file, some
+/// with another descriptor writing it meanwhile, many times (the kernel's
+/// RELEASE of truncate's descriptor races with the next steps).
 #[test]
 fn path_truncate_chmod_utime_then_rename_keeps_the_mtime() {
     let mut m = Mount::new("trunc-chmod-utime-mv");
@@ -457,6 +457,7 @@ fn path_truncate_chmod_utime_then_rename_keeps_the_mtime() {
     let sh = format!(
         "cd {} && for i in $(seq {rounds}); do \
            if [ $((i % 2)) = 0 ]; then echo hello > f$i; fi; \
+           if [ $((i % 3)) = 0 ]; then exec 3<>f$i; printf x >&3; fi; \
            truncate -s 100 f$i && chmod 640 f$i && touch -d @1600000000 f$i && mv f$i g$i || exit 1; \
          done",
         m.path().display()
