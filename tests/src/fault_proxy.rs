@@ -43,6 +43,10 @@ pub enum Fault {
     Pass,
     /// Wait this long after the request head arrived, then forward unchanged.
     Delay(Duration),
+    /// Forward unchanged (the server executes the request at once), then
+    /// hold the response head this long before relaying it: a slow reply
+    /// to a request that already took effect.
+    DelayReply(Duration),
     /// Read the whole request, do not forward it, reset the connection (RST).
     Reset,
     /// Forward the request (the server executes it), relay the first `n`
@@ -52,6 +56,9 @@ pub enum Fault {
     SlowDown,
     /// Answer `503` with a plain-text body, without forwarding.
     ServiceUnavailable,
+    /// Answer `403` with an S3 `AccessDenied` error document, without
+    /// forwarding: a permanent error (revoked key or bucket policy).
+    AccessDenied,
     /// Forward, relay the response head and the first `n` body bytes, then
     /// close cleanly (FIN). `n` is capped at `Content-Length - 1`, so a body
     /// with a known non-zero length is always cut short.
@@ -270,7 +277,7 @@ async fn serve_connection(
             drain_request_body(&head, leftover, &mut client).await?;
             reset(client)
         }
-        Fault::SlowDown | Fault::ServiceUnavailable => {
+        Fault::SlowDown | Fault::ServiceUnavailable | Fault::AccessDenied => {
             drain_request_body(&head, leftover, &mut client).await?;
             let reply = error_reply(&fault, &method);
             client.write_all(&reply).await?;
@@ -281,6 +288,9 @@ async fn serve_connection(
             relay(client, &head, leftover, upstream, Relay::Whole).await
         }
         Fault::Pass => relay(client, &head, leftover, upstream, Relay::Whole).await,
+        Fault::DelayReply(d) => {
+            relay(client, &head, leftover, upstream, Relay::DelayReply(d)).await
+        }
         Fault::ResetAfter(n) => {
             relay(client, &head, leftover, upstream, Relay::ResetAfter(n)).await
         }
@@ -297,20 +307,32 @@ fn reset(stream: TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-/// The 503 reply for [`Fault::SlowDown`] or [`Fault::ServiceUnavailable`].
+/// The reply for [`Fault::SlowDown`], [`Fault::ServiceUnavailable`] or
+/// [`Fault::AccessDenied`].
 fn error_reply(fault: &Fault, method: &str) -> Vec<u8> {
-    let (content_type, body) = if *fault == Fault::SlowDown {
-        (
+    let (status, content_type, body) = match fault {
+        Fault::SlowDown => (
+            "503 Service Unavailable",
             "application/xml",
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
              <Message>Please reduce your request rate.</Message>\
              <RequestId>fault-proxy</RequestId></Error>",
-        )
-    } else {
-        ("text/plain", "Service Unavailable")
+        ),
+        Fault::AccessDenied => (
+            "403 Forbidden",
+            "application/xml",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+             <Message>Access Denied</Message>\
+             <RequestId>fault-proxy</RequestId></Error>",
+        ),
+        _ => (
+            "503 Service Unavailable",
+            "text/plain",
+            "Service Unavailable",
+        ),
     };
     let mut reply = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: {content_type}\r\n\
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
@@ -326,6 +348,7 @@ fn error_reply(fault: &Fault, method: &str) -> Vec<u8> {
 #[derive(Clone, Copy, Debug)]
 enum Relay {
     Whole,
+    DelayReply(Duration),
     ResetAfter(usize),
     TruncateBody(usize),
 }
@@ -388,6 +411,9 @@ where
     };
     let body_start = buf.split_off(head_len);
     let head = Head::parse(&buf)?;
+    if let Relay::DelayReply(d) = mode {
+        tokio::time::sleep(d).await;
+    }
     client.write_all(&head.with_connection_close()).await?;
     match mode {
         Relay::TruncateBody(n) => {
@@ -398,7 +424,7 @@ where
             let mut body = std::io::Cursor::new(body_start).chain(server);
             tokio::io::copy(&mut (&mut body).take(limit as u64), client).await?;
         }
-        Relay::Whole | Relay::ResetAfter(_) => {
+        Relay::Whole | Relay::DelayReply(_) | Relay::ResetAfter(_) => {
             client.write_all(&body_start).await?;
             tokio::io::copy(server, client).await?;
         }

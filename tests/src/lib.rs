@@ -7,7 +7,8 @@
 //! - [`sys`] wraps the Linux calls those tests need beyond `std`
 //!   (renameat2, statvfs, xattrs).
 //! - [`fault_proxy`] sits between a client and a server and injects delays,
-//!   resets, 503s and truncated bodies (netem is not available here).
+//!   resets, 503s, 403s, slow replies and truncated bodies (netem is not
+//!   available here).
 //! - [`delay_proxy`] adds a fixed delay per request and a bandwidth cap,
 //!   with keep-alive connections (the benchmark's slow profile).
 //! - [`backend`] puts Garage and the embedded endpoint behind one type, so

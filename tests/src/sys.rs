@@ -1,7 +1,7 @@
 //! Thin, safe wrappers of the Linux calls the FUSE tests need and `std`
-//! lacks: renameat2 flags, statvfs and user xattrs; and a second local
-//! user ([`second_user`]) for the tests that attack what the root daemon
-//! creates.
+//! lacks: renameat2 flags, statvfs, user xattrs, truncate(2) of a path and
+//! utimensat(2); and a second local user ([`second_user`]) for the tests
+//! that attack what the root daemon creates.
 //!
 //! Each wrapper returns `std::io::Result` with the errno of the call, so
 //! tests assert on errnos exactly as they do for `std::fs` calls.
@@ -60,6 +60,28 @@ pub struct StatVfs {
     pub ffree: u64,
     pub namemax: u64,
     pub flag: u64,
+}
+
+/// `truncate(path, len)`: no descriptor is opened (unlike `File::set_len`).
+pub fn truncate(path: &Path, len: u64) -> io::Result<()> {
+    let p = cpath(path)?;
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "length out of range"))?;
+    // SAFETY: `p` is NUL-terminated.
+    check(unsafe { libc::truncate(p.as_ptr(), len) })
+}
+
+/// `utimensat(AT_FDCWD, path, {secs, secs}, 0)`: atime and mtime set to
+/// `secs` (what `touch -d @secs` does), following a symlink.
+pub fn set_times(path: &Path, secs: i64) -> io::Result<()> {
+    let p = cpath(path)?;
+    let t = libc::timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    let times = [t, t];
+    // SAFETY: `p` is NUL-terminated and `times` holds two timespecs.
+    check(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), 0) })
 }
 
 /// `statvfs(path)`.

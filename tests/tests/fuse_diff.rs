@@ -7,14 +7,16 @@
 //!
 //! - Operations: create, write at random offsets (sometimes through two
 //!   handles, sometimes read back before close), append, O_TRUNC rewrite,
-//!   truncate, rename of files and directories (also RENAME_NOREPLACE),
+//!   truncate (through a descriptor and of a path), utime, rename of files
+//!   and directories (also RENAME_NOREPLACE),
 //!   mkdir, rmdir, unlink, symlink, chmod, read; and descriptors held open
 //!   across operations (written and read while their file is renamed,
 //!   replaced or unlinked), which must behave as on a local filesystem. Most target existing
 //!   paths of the right kind; some are deliberately wrong (missing paths,
 //!   wrong kinds, non-empty directories) and must fail with the same errno.
 //! - After every operation: the answer (data or errno) and both whole trees
-//!   (kinds, permission bits, sizes, symlink targets, directory listings)
+//!   (kinds, permission bits, sizes, file mtimes (exactly when set by a
+//!   utime, else only as "recent"), symlink targets, directory listings)
 //!   are compared, plus the contents of the files the operation touched;
 //!   all contents every [`FULL_EVERY`] operations; everything again after
 //!   each remount (every [`REMOUNT_EVERY`] operations and at the end).
@@ -25,6 +27,8 @@
 //!   `FUSE_DIFF_OPS=<n>` changes the number of operations (2000 by default),
 //!   `FUSE_DIFF_MOUNT_OPTIONS=<opts>` adds `-o` options (e.g.
 //!   `enable_noobj_cache`).
+//! - Every run starts with `truncate -s 100 f; chmod 640 f; touch -d
+//!   @1600000000 f; mv f g` as operations, then goes random.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -84,6 +88,16 @@ enum Op {
     Truncate {
         path: String,
         len: u64,
+    },
+    /// truncate(2) of the path, without opening it.
+    PathTruncate {
+        path: String,
+        len: u64,
+    },
+    /// atime and mtime set to `secs` (`touch -d @secs`).
+    Utime {
+        path: String,
+        secs: i64,
     },
     Rename {
         from: String,
@@ -152,7 +166,9 @@ impl Op {
             | Op::Rmdir { path }
             | Op::Unlink { path }
             | Op::Symlink { path, .. }
-            | Op::Chmod { path, .. } => vec![path],
+            | Op::Chmod { path, .. }
+            | Op::PathTruncate { path, .. }
+            | Op::Utime { path, .. } => vec![path],
             Op::Hold { path } => vec![path],
             Op::Rename { from, to, .. } => vec![from, to],
             Op::HeldWrite { .. } | Op::HeldRead { .. } | Op::Release { .. } => vec![],
@@ -167,7 +183,8 @@ impl Op {
             | Op::TwoWriters { path, .. }
             | Op::Append { path, .. }
             | Op::Rewrite { path, .. }
-            | Op::Truncate { path, .. } => Some(path),
+            | Op::Truncate { path, .. }
+            | Op::PathTruncate { path, .. } => Some(path),
             _ => None,
         }
     }
@@ -202,6 +219,8 @@ impl Op {
             Op::Append { path, data } => format!("append {path:?} len {}", data.len()),
             Op::Rewrite { path, data } => format!("O_TRUNC rewrite {path:?} len {}", data.len()),
             Op::Truncate { path, len } => format!("truncate {path:?} to {len}"),
+            Op::PathTruncate { path, len } => format!("truncate(path) {path:?} to {len}"),
+            Op::Utime { path, secs } => format!("utime {path:?} @{secs}"),
             Op::Rename {
                 from,
                 to,
@@ -334,6 +353,8 @@ fn apply(root: &Path, held: &mut Vec<File>, op: &Op) -> io::Result<Option<Vec<u8
                 .set_len(*len)?;
             Ok(None)
         }
+        Op::PathTruncate { path, len } => sys::truncate(&p(path), *len).map(|()| None),
+        Op::Utime { path, secs } => sys::set_times(&p(path), *secs).map(|()| None),
         Op::Rename {
             from,
             to,
@@ -392,6 +413,7 @@ enum Node {
     File {
         mode: u32,
         size: u64,
+        mtime: MTime,
         content: Option<Vec<u8>>,
     },
     Symlink {
@@ -399,6 +421,29 @@ enum Node {
     },
     /// Listing the directory failed with this errno.
     Error(i32),
+}
+
+/// A file's mtime as compared: one set by [`Op::Utime`] exactly, any
+/// other (a write's, an upload's) only as "recent": the two sides write at
+/// slightly different moments.
+#[derive(Debug, PartialEq, Eq)]
+enum MTime {
+    Set(i64),
+    Recent,
+}
+
+/// mtimes given by [`Op::Utime`] are below this (2020-09-13 + 1000 s);
+/// every other one is later (the test runs now).
+const UTIME_BASE: i64 = 1_600_000_000;
+const UTIME_LIMIT: i64 = UTIME_BASE + 1000;
+
+impl MTime {
+    fn of(meta: &fs::Metadata) -> MTime {
+        match meta.mtime() {
+            t if t < UTIME_LIMIT => MTime::Set(t),
+            _ => MTime::Recent,
+        }
+    }
 }
 
 /// The tree under `root`: every path, with file contents for the paths
@@ -439,6 +484,7 @@ fn walk(
                 Node::File {
                     mode,
                     size: meta.len(),
+                    mtime: MTime::of(&meta),
                     content: if content(&rel) {
                         Some(fs::read(&path)?)
                     } else {
@@ -613,7 +659,22 @@ fn file_path(rng: &mut StdRng, p: &Paths) -> String {
 
 fn generate(rng: &mut StdRng, p: &Paths, held: usize) -> Op {
     let size_hint = |rng: &mut StdRng| rng.random_range(0..200_000u64);
-    let roll = rng.random_range(0..112);
+    let roll = rng.random_range(0..124);
+    if (112..118).contains(&roll) {
+        return Op::PathTruncate {
+            path: file_path(rng, p),
+            len: match rng.random_range(0..4) {
+                0 => 0,
+                _ => size_hint(rng),
+            },
+        };
+    }
+    if roll >= 118 {
+        return Op::Utime {
+            path: file_path(rng, p),
+            secs: UTIME_BASE + rng.random_range(0..UTIME_LIMIT - UTIME_BASE),
+        };
+    }
     if roll >= 100 {
         return match (roll, held) {
             (100..=102, _) | (_, 0) => Op::Hold {
@@ -786,9 +847,10 @@ fn first_difference(
                     Some(Node::File {
                         mode,
                         size,
+                        mtime,
                         content,
                     }) => format!(
-                        "file mode {mode:o} size {size}{}",
+                        "file mode {mode:o} size {size} mtime {mtime:?}{}",
                         content
                             .as_ref()
                             .map(|c| format!(" ({} bytes read)", c.len()))
@@ -902,8 +964,12 @@ fn random_operations_match_a_local_directory() {
     let mut counts: BTreeMap<&'static str, (usize, usize)> = BTreeMap::new();
 
     let (mut held_local, mut held_mount) = (Vec::new(), Vec::new());
+    let preamble = truncate_chmod_utime_rename();
     for step in 1..=ops {
-        let op = generate(&mut rng, &paths(&local), held_local.len());
+        let op = match preamble.get(step - 1) {
+            Some(op) => op.clone(),
+            None => generate(&mut rng, &paths(&local), held_local.len()),
+        };
         run.log.push(format!("{step}: {}", op.describe()));
         let want = outcome(apply(&local, &mut held_local, &op));
         let got = outcome(apply(m.path(), &mut held_mount, &op));
@@ -951,6 +1017,35 @@ fn random_operations_match_a_local_directory() {
     );
 }
 
+/// The first steps of every run: `truncate -s 100 f; chmod 640 f;
+/// touch -d @1600000000 f; mv f g` (a rename that once lost the mtime).
+fn truncate_chmod_utime_rename() -> Vec<Op> {
+    vec![
+        Op::Create {
+            path: "f.txt".into(),
+            mode: 0o644,
+            data: Vec::new(),
+        },
+        Op::PathTruncate {
+            path: "f.txt".into(),
+            len: 100,
+        },
+        Op::Chmod {
+            path: "f.txt".into(),
+            mode: 0o640,
+        },
+        Op::Utime {
+            path: "f.txt".into(),
+            secs: UTIME_BASE,
+        },
+        Op::Rename {
+            from: "f.txt".into(),
+            to: "a".into(),
+            noreplace: false,
+        },
+    ]
+}
+
 fn op_kind(op: &Op) -> &'static str {
     match op {
         Op::Create { .. } => "create",
@@ -959,6 +1054,8 @@ fn op_kind(op: &Op) -> &'static str {
         Op::Append { .. } => "append",
         Op::Rewrite { .. } => "rewrite",
         Op::Truncate { .. } => "truncate",
+        Op::PathTruncate { .. } => "path-truncate",
+        Op::Utime { .. } => "utime",
         Op::Rename { .. } => "rename",
         Op::Mkdir { .. } => "mkdir",
         Op::Rmdir { .. } => "rmdir",

@@ -443,3 +443,47 @@ fn names_that_need_escaping() {
         b"percent%20literal!"
     );
 }
+
+/// "`truncate(path)` then `chmod`, `utime`, then `rename`": the renamed
+/// file keeps the mode, size and mtime set last, in the mount and after a
+/// remount (so the object's metadata holds them too). The shell's own
+/// tools, as a user runs them, on a new and on an existing file, some
+/// with another descriptor writing it meanwhile, many times (the kernel's
+/// RELEASE of truncate's descriptor races with the next steps).
+#[test]
+fn path_truncate_chmod_utime_then_rename_keeps_the_mtime() {
+    let mut m = Mount::new("trunc-chmod-utime-mv");
+    let rounds = 20;
+    let sh = format!(
+        "cd {} && for i in $(seq {rounds}); do \
+           if [ $((i % 2)) = 0 ]; then echo hello > f$i; fi; \
+           if [ $((i % 3)) = 0 ]; then exec 3<>f$i; printf x >&3; fi; \
+           truncate -s 100 f$i && chmod 640 f$i && touch -d @1600000000 f$i && mv f$i g$i || exit 1; \
+         done",
+        m.path().display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &sh])
+        .output()
+        .unwrap_or_else(|e| panic!("sh: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let check = |m: &Mount, when: &str| {
+        for i in 1..=rounds {
+            let g = m.join(format!("g{i}"));
+            let md = fs::metadata(&g).unwrap_or_else(|e| panic!("stat g{i} {when}: {e}"));
+            assert_eq!(
+                (md.len(), md.mode() & 0o7777, md.mtime()),
+                (100, 0o640, 1_600_000_000),
+                "size, mode, mtime of g{i} {when}\n{}",
+                m.log_tail()
+            );
+        }
+    };
+    check(&m, "in the mount");
+    m.remount();
+    check(&m, "after a remount");
+}

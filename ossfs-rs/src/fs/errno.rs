@@ -134,6 +134,7 @@ impl ToErrno for FsError {
             FsError::Read(e) => e.errno(),
             FsError::DiskCache(_) => libc::EIO,
             FsError::Conflict { .. } => libc::EIO,
+            FsError::NotRestored { .. } => libc::EIO,
         }
     }
 }

@@ -134,6 +134,14 @@ pub enum FsError {
     )]
     Conflict { key: String, staging: String },
 
+    /// A restarted worker could not take over this writer's staging file
+    /// (the store refused the file's HEAD, or the file vanished): the
+    /// handle's writes since its last successful flush are not uploaded.
+    #[error(
+        "the open writer of inode {ino} was not restored after a worker restart; its unsent writes are kept in {staging}"
+    )]
+    NotRestored { ino: u64, staging: String },
+
     /// Reading through the prefetcher or the block cache failed.
     #[error(transparent)]
     Read(#[from] crate::prefetch::PrefetchError),

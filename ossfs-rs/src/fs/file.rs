@@ -197,11 +197,9 @@ impl Fs {
         base: NodeInfo,
         loaded: bool,
     ) -> Result<Staging, FsError> {
-        Staging::create(&self.config.staging_dir, ino, base, loaded).map_err(|source| {
-            FsError::Staging {
-                path: self.config.staging_dir.display().to_string(),
-                source,
-            }
+        Staging::create(&self.staging_dir, ino, base, loaded).map_err(|source| FsError::Staging {
+            path: self.config.staging_dir.display().to_string(),
+            source,
         })
     }
 

@@ -311,6 +311,11 @@ pub struct Fs {
     inodes: Mutex<InodeTable>,
     handles: Mutex<HandleTable>,
     stagings: Mutex<HashMap<u64, StagingSlot>>,
+    /// Writer handles whose staging file a restarted worker could not take
+    /// over (`restore.rs`): fh -> (ino, the file, left on disk).
+    lost: Mutex<HashMap<u64, (u64, PathBuf)>>,
+    /// The staging directory, held by descriptor (`config.staging_dir`).
+    staging_dir: Arc<crate::sys::dirfd::HeldDir>,
     cache: Mutex<StatCache>,
     /// The global budget for data buffers.
     budget: MemoryBudget,
@@ -349,20 +354,15 @@ impl std::fmt::Debug for Fs {
 /// Lock a table, even if a thread panicked while holding it (the tables
 /// stay consistent: every critical section is a few map operations).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(poisoned) => poisoned.into_inner(),
-    }
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Fs {
     /// A filesystem over `store` configured by `config`. Creates the
-    /// staging directory when missing; fails when it cannot.
+    /// staging directory when missing; fails when it cannot, or when it is
+    /// not private (`staging::open_dir`).
     pub fn new(store: Arc<dyn ObjectStore>, config: FsConfig) -> Result<Self, FsError> {
-        std::fs::create_dir_all(&config.staging_dir).map_err(|source| FsError::Staging {
-            path: config.staging_dir.display().to_string(),
-            source,
-        })?;
+        let staging_dir = staging::open_dir(&config.staging_dir)?;
         let keys = Keys::new(&config.prefix);
         let policy = AttrPolicy {
             force_uid: config.uid,
@@ -406,6 +406,8 @@ impl Fs {
             inodes: Mutex::new(InodeTable::new()),
             handles: Mutex::new(HandleTable::new()),
             stagings: Mutex::new(HashMap::new()),
+            lost: Mutex::new(HashMap::new()),
+            staging_dir,
             cache: Mutex::new(cache),
             blocks: Arc::new(blocks),
             budget,

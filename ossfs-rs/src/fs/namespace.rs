@@ -326,35 +326,74 @@ impl Fs {
             // An open writer of the replaced file must not bring it back.
             orphaned = self.orphan_staging(new_parent, new_name, true).await?;
         }
+        let names = Renamed {
+            parent,
+            name,
+            new_parent,
+            new_name,
+        };
         match src_info.kind {
-            Kind::Dir => self.rename_dir(&src, &dst).await?,
+            // A directory can only replace an empty directory: no writer
+            // was orphaned.
+            Kind::Dir => self.rename_dir(&names, &src, &dst).await?,
             Kind::File | Kind::Symlink => {
-                self.rename_object(parent, name, &src, &dst, &src_info)
+                self.rename_object(&names, &src, &dst, &src_info, orphaned)
                     .await?
             }
         }
-        self.journal_orphan(orphaned);
-        lock(&self.inodes).rename(parent, name, new_parent, new_name);
         self.cache_remove_tree(&src);
         self.cache_remove_tree(&dst);
         Ok(())
     }
 
-    /// Copy the file or symlink at `src` to `dst`, then delete `src`.
+    /// Copy the file or symlink at `src` to `dst`, delete `src`, and give
+    /// the node its new name. The source's staging file (an open writer)
+    /// stays locked throughout: its staged writes are uploaded first so the
+    /// copy carries them, and a flush or write meanwhile waits and then
+    /// goes to the new name (it would otherwise upload to `src` just before
+    /// `src` is deleted). When the copy fails nothing changed, and the
+    /// replaced file's writer (`orphaned`) gets its name back.
     async fn rename_object(
         &self,
-        parent: u64,
-        name: &str,
+        names: &Renamed<'_>,
         src: &str,
         dst: &str,
         info: &NodeInfo,
+        orphaned: Option<u64>,
     ) -> Result<(), FsError> {
-        // Upload staged writes first so the copy carries them; later
-        // writes go to the new name (the staging follows the inode).
-        let ino = lock(&self.inodes).child(parent, name);
-        if let Some(ino) = ino {
-            self.sync_staging(ino).await?;
+        let staging = lock(&self.inodes)
+            .child(names.parent, names.name)
+            .and_then(|ino| self.staging_of(ino).map(|st| (ino, st)));
+        let mut held = match &staging {
+            Some((ino, st)) => Some((*ino, st, st.lock().await)),
+            None => None,
+        };
+        let copied = match held.as_mut() {
+            Some((ino, st, state)) => match self.sync_locked(*ino, st, state).await {
+                Ok(()) => self.copy_node(src, dst, info).await,
+                Err(e) => Err(e),
+            },
+            None => self.copy_node(src, dst, info).await,
+        };
+        if let Err(e) = copied {
+            drop(held);
+            self.unorphan(orphaned).await;
+            return Err(e);
         }
+        // `dst` holds the copy now: the replaced file is gone.
+        self.journal_orphan(orphaned);
+        let src_key = self.keys.object(src);
+        self.store
+            .delete(&src_key)
+            .await
+            .map_err(|e| FsError::store(format!("delete {src_key} after copying it"), e))?;
+        names.apply(self);
+        drop(held);
+        Ok(())
+    }
+
+    /// Copy the object of the file or symlink at `src` to `dst`.
+    async fn copy_node(&self, src: &str, dst: &str, info: &NodeInfo) -> Result<(), FsError> {
         let src_key = self.keys.object(src);
         let dst_key = self.keys.object(dst);
         if info.native_symlink {
@@ -377,25 +416,51 @@ impl Fs {
             .await
             .map_err(|e| FsError::store(format!("copy {src_key} to {dst_key}"), e))?;
         }
-        self.store
-            .delete(&src_key)
-            .await
-            .map_err(|e| FsError::store(format!("delete {src_key} after copying it"), e))?;
         Ok(())
     }
 
-    /// Copy every key under the directory `src` to `dst`, then delete them.
-    async fn rename_dir(&self, src: &str, dst: &str) -> Result<(), FsError> {
-        // Open writers below: upload their data so the copies carry it.
-        let below: Vec<u64> = lock(&self.inodes)
+    /// Undo [`Fs::orphan_staging`] for a rename that failed before the
+    /// replaced file's object changed: its writer still owns the name, and
+    /// its later flushes upload there.
+    async fn unorphan(&self, orphaned: Option<u64>) {
+        if let Some(st) = orphaned.and_then(|ino| self.staging_of(ino)) {
+            st.lock().await.unlinked = false;
+        }
+    }
+
+    /// Copy every key under the directory `src` to `dst`, delete them, and
+    /// give the directory its new name. The staging files of open writers
+    /// below stay locked throughout (in inode order, so two renames never
+    /// wait for each other), as in [`Fs::rename_object`]: their staged
+    /// writes are uploaded first so the copies carry them, and a flush
+    /// meanwhile goes to the new name once the rename is done.
+    async fn rename_dir(&self, names: &Renamed<'_>, src: &str, dst: &str) -> Result<(), FsError> {
+        let mut below: Vec<u64> = lock(&self.inodes)
             .records()
             .into_iter()
             .filter(|r| r.kind == Kind::File && is_within(&r.path, src))
             .map(|r| r.ino)
             .collect();
-        for ino in below {
-            self.sync_staging(ino).await?;
+        below.sort_unstable();
+        let stagings: Vec<(u64, std::sync::Arc<super::staging::Staging>)> = below
+            .into_iter()
+            .filter_map(|ino| self.staging_of(ino).map(|st| (ino, st)))
+            .collect();
+        let mut held = Vec::with_capacity(stagings.len());
+        for (ino, st) in &stagings {
+            let mut state = st.lock().await;
+            self.sync_locked(*ino, st, &mut state).await?;
+            held.push(state);
         }
+        self.copy_dir(src, dst).await?;
+        names.apply(self);
+        drop(held);
+        Ok(())
+    }
+
+    /// Copy every key under the directory `src` to `dst`, then delete them;
+    /// a failed copy deletes the copies made so far again.
+    async fn copy_dir(&self, src: &str, dst: &str) -> Result<(), FsError> {
         let src_prefix = self.keys.dir(src);
         let dst_prefix = self.keys.dir(dst);
         let keys = self.list_all(&src_prefix).await?;
@@ -457,5 +522,21 @@ impl Fs {
                 message: f.message,
             }),
         }
+    }
+}
+
+/// The names of a rename: `name` in `parent` becomes `new_name` in
+/// `new_parent`.
+struct Renamed<'a> {
+    parent: u64,
+    name: &'a str,
+    new_parent: u64,
+    new_name: &'a str,
+}
+
+impl Renamed<'_> {
+    /// Give the node its new name in the inode table.
+    fn apply(&self, fs: &Fs) {
+        lock(&fs.inodes).rename(self.parent, self.name, self.new_parent, self.new_name);
     }
 }

@@ -15,13 +15,14 @@
 //! streamed uploads).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::journal::{JournalOp, JournalSink};
 use super::meta::NodeInfo;
-use super::record::{HandleKind, StagedFile};
+use super::record::{HandleKind, HandleRecord, StagedFile};
 use super::replay::Restored;
 use super::staging::Staging;
 use super::{Fs, FsConfig, FsError, StagingSlot, lock};
@@ -64,11 +65,15 @@ impl Fs {
     }
 
     /// Take over the staging files of open writers and list open
-    /// directories again. A staging file that vanished is logged and
-    /// skipped: its writer's next write fails with EIO rather than
-    /// uploading a partial file. Each copy keeps what the dead worker knew
-    /// of it (unlinked, dirty, the version it came from), which decides
-    /// whether it is ever uploaded (`adoption.rs`).
+    /// directories again. A staging file that cannot be taken over (it
+    /// vanished, or the store refused its object's HEAD) is logged and
+    /// skipped: its writers' handles answer EIO from then on
+    /// ([`FsError::NotRestored`]) rather than uploading a partial file or
+    /// dropping writes silently, and the file stays on disk. Nothing here
+    /// fails the restart: a worker that cannot serve one file still serves
+    /// the others. Each copy keeps what the dead worker knew of it
+    /// (unlinked, dirty, the version it came from), which decides whether
+    /// it is ever uploaded (`adoption.rs`).
     pub async fn adopt(&self, adoptions: Adoptions) -> Result<(), FsError> {
         for (ino, (key, upload_id)) in adoptions.streams {
             crate::upload::stream::abort_orphan(self.store.as_ref(), &key, &upload_id).await;
@@ -89,13 +94,23 @@ impl Fs {
             let base = match self.store.head(&key).await {
                 Ok(meta) => NodeInfo::from_object(&meta),
                 Err(StoreError::NotFound { .. }) => NodeInfo::listed_file(0, "", None),
-                Err(e) => return Err(FsError::store(format!("head {key}"), e)),
+                Err(e) => {
+                    // A store that refuses (a revoked key, say) must not
+                    // keep the whole mount from serving: only this
+                    // file's writers fail.
+                    error!(ino, key, path = %path.display(), error = %e,
+                        "cannot restore an open writer (its object's HEAD failed); its handles answer EIO, its staging file is kept");
+                    self.lose_writers(ino, path, &handles);
+                    continue;
+                }
             };
             let current = base.etag.clone();
-            let staging = match Staging::adopt(&staged, ino, base, &current) {
+            let staging = match Staging::adopt(&self.staging_dir, &staged, ino, base, &current) {
                 Ok(s) => Arc::new(s),
                 Err(e) => {
-                    warn!(ino, path = %path.display(), error = %e, "cannot adopt a staging file");
+                    error!(ino, path = %path.display(), error = %e,
+                        "cannot adopt a staging file; its writers' handles answer EIO");
+                    self.lose_writers(ino, path, &handles);
                     continue;
                 }
             };
@@ -125,5 +140,51 @@ impl Fs {
             }
         }
         Ok(())
+    }
+
+    /// Mark every writer handle of `ino` as not restored (its staging file
+    /// `path` could not be taken over).
+    fn lose_writers(&self, ino: u64, path: &Path, handles: &[HandleRecord]) {
+        let mut lost = lock(&self.lost);
+        for h in handles
+            .iter()
+            .filter(|h| h.ino == ino && Self::is_writer(h))
+        {
+            lost.insert(h.fh, (ino, path.to_path_buf()));
+        }
+    }
+
+    /// Err ([`FsError::NotRestored`], EIO) when `fh` is a writer whose
+    /// staging file a restarted worker could not take over.
+    pub(super) fn check_restored(&self, fh: u64) -> Result<(), FsError> {
+        match lock(&self.lost).get(&fh) {
+            Some((ino, path)) => Err(FsError::NotRestored {
+                ino: *ino,
+                staging: path.display().to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The release of `fh`: when it was a writer that was not restored,
+    /// forget it, and once no such writer of its file remains drop the
+    /// journal's record of the staging file (unless a new writer staged
+    /// the file again); the file stays on disk for an operator.
+    pub(super) fn release_lost(&self, fh: u64) -> Result<(), FsError> {
+        let mut lost = lock(&self.lost);
+        let Some((ino, path)) = lost.remove(&fh) else {
+            return Ok(());
+        };
+        let last = !lost.values().any(|(other, _)| *other == ino);
+        drop(lost);
+        if last && !lock(&self.stagings).contains_key(&ino) {
+            self.journal(JournalOp::Unstage { ino });
+        }
+        error!(ino, path = %path.display(),
+            "an open writer that was not restored closed; its unsent writes are in this staging file");
+        Err(FsError::NotRestored {
+            ino,
+            staging: path.display().to_string(),
+        })
     }
 }

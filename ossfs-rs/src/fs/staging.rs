@@ -25,8 +25,14 @@
 //! and `adoption.rs` decides what an adopted copy may upload. The file is
 //! removed when the last handle is released.
 //!
+//! The staging directory is private and held by descriptor
+//! ([`crate::sys::dirfd::HeldDir`]: ours, mode 0700, not a symlink, made
+//! again if it vanishes); staging files are created in it under fresh
+//! names and opened again (by an adopting worker) by name, never through
+//! a symlink.
+//!
 //! Imports: `fs::{error, journal, meta, record}`; `store` (the download),
-//! `upload::stream` (a streamed upload's handle).
+//! `upload::stream` (a streamed upload's handle), `sys::dirfd`.
 
 use std::fs::File;
 use std::io;
@@ -47,6 +53,7 @@ use super::journal::{JournalOp, JournalSink};
 use super::meta::NodeInfo;
 use super::record::StagedFile;
 use crate::store::{ObjectStore, StoreError};
+use crate::sys::dirfd::HeldDir;
 use crate::upload::stream::StreamUpload;
 
 /// Download buffer: chunks are gathered up to this size per disk write.
@@ -122,11 +129,25 @@ pub struct StagingRecord {
     pub unlinked: bool,
 }
 
+/// The staging directory at `path`, made if missing and checked (ours,
+/// 0700, not a symlink: [`HeldDir`]).
+pub fn open_dir(path: &Path) -> Result<Arc<HeldDir>, FsError> {
+    HeldDir::open(path)
+        .map(Arc::new)
+        .map_err(|e| FsError::Staging {
+            path: path.display().to_string(),
+            source: io::Error::other(e),
+        })
+}
+
 /// One inode's staging file.
 #[derive(Debug)]
 pub struct Staging {
     ino: u64,
     path: PathBuf,
+    /// The staging directory, by descriptor, and the file's name in it.
+    dir: Arc<HeldDir>,
+    name: String,
     file: Arc<File>,
     size: AtomicU64,
     /// Mirrors `StagingState::loaded` (it only ever goes from false to
@@ -141,31 +162,44 @@ pub struct Staging {
 }
 
 impl Staging {
-    /// Create an empty staging file for `ino` under `dir`. `loaded` says
-    /// the file's content is known to be empty (a new file, O_TRUNC).
-    pub fn create(dir: &Path, ino: u64, base: NodeInfo, loaded: bool) -> io::Result<Self> {
-        let named = tempfile::Builder::new()
-            .prefix(&format!("ossfs-{ino}-"))
-            .tempfile_in(dir)?;
-        let (file, path) = named.keep().map_err(|e| e.error)?;
-        Ok(Self::with_file(ino, path, file, 0, base, loaded, false))
+    /// Create an empty staging file for `ino` in `dir` (a fresh name, never
+    /// through a symlink; the directory is made again if it vanished).
+    /// `loaded` says the file's content is known to be empty (a new file,
+    /// O_TRUNC).
+    pub fn create(dir: &Arc<HeldDir>, ino: u64, base: NodeInfo, loaded: bool) -> io::Result<Self> {
+        let (file, name) = dir.create_file(&format!("ossfs-{ino}-"))?;
+        let st = Self::with_file(ino, (dir.clone(), name), file, 0, base, loaded, false);
+        Ok(st)
     }
 
     /// Take over the staging file a dead worker left (journal replay),
     /// with what the journal knew of it: unlinked, dirty, the version it
     /// came from. `current` is the ETag of the object now (`""`: none), the
     /// version an older build's journal (which knew no ETag) is taken to
-    /// have started from.
-    pub fn adopt(staged: &StagedFile, ino: u64, base: NodeInfo, current: &str) -> io::Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&staged.path)?;
+    /// have started from. The file is opened in `dir` by name, never
+    /// through a symlink; a journaled path outside `dir` is refused.
+    pub fn adopt(
+        dir: &Arc<HeldDir>,
+        staged: &StagedFile,
+        ino: u64,
+        base: NodeInfo,
+        current: &str,
+    ) -> io::Result<Self> {
+        let name = match (staged.path.parent(), staged.path.file_name()) {
+            (Some(parent), Some(name)) if parent == dir.path() => name.to_string_lossy(),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("not in the staging directory {}", dir.path().display()),
+                ));
+            }
+        };
+        let file = dir.open_file(&name)?;
         let size = file.metadata()?.len();
         let dirty = staged.loaded && staged.dirty;
         let mut st = Self::with_file(
             ino,
-            staged.path.clone(),
+            (dir.clone(), name.into_owned()),
             file,
             size,
             base,
@@ -181,7 +215,7 @@ impl Staging {
 
     fn with_file(
         ino: u64,
-        path: PathBuf,
+        (dir, name): (Arc<HeldDir>, String),
         file: File,
         size: u64,
         base: NodeInfo,
@@ -191,7 +225,9 @@ impl Staging {
         let etag = base.etag.clone();
         Self {
             ino,
-            path,
+            path: dir.path().join(&name),
+            dir,
+            name,
             file: Arc::new(file),
             size: AtomicU64::new(size),
             loaded: AtomicBool::new(loaded),
@@ -443,7 +479,7 @@ impl Drop for Staging {
         if self.keep.load(Ordering::Acquire) {
             return;
         }
-        if let Err(e) = std::fs::remove_file(&self.path)
+        if let Err(e) = self.dir.remove_file(&self.name)
             && e.kind() != io::ErrorKind::NotFound
         {
             warn!(path = %self.path.display(), error = %e, "could not remove staging file");
@@ -457,14 +493,10 @@ mod tests {
 
     #[tokio::test]
     async fn write_read_truncate_and_cleanup() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let s = Staging::create(
-            dir.path(),
-            7,
-            NodeInfo::implied_dir(SystemTime::now()),
-            true,
-        )
-        .unwrap_or_else(|e| panic!("create: {e}"));
+        let base = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let dir = open_dir(&base.path().join("staging")).unwrap_or_else(|e| panic!("{e}"));
+        let s = Staging::create(&dir, 7, NodeInfo::implied_dir(SystemTime::now()), true)
+            .unwrap_or_else(|e| panic!("create: {e}"));
         let path = s.path().to_path_buf();
         assert!(path.exists());
         {

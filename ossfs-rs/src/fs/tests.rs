@@ -13,6 +13,7 @@ use crate::store::StoreError;
 mod adoption;
 mod differential;
 mod harness;
+mod rename_writer;
 mod streaming;
 use harness::{Env, caller};
 
@@ -1168,4 +1169,60 @@ async fn listings_are_reused_until_a_name_changes_through_the_mount() {
         names.contains(&"b".to_string()) && names.contains(&"c".to_string()),
         "{names:?}"
     );
+}
+
+/// `truncate -s 100 f; chmod 640 f; touch -d @1600000000 f; mv f g`: g
+/// keeps mode, size and the mtime set last, in the mount and in the
+/// metadata (a fresh mount of the bucket sees it too).
+#[tokio::test]
+async fn path_truncate_chmod_utime_then_rename_keeps_the_mtime() {
+    let env = Env::new().await;
+    let ino = env.write_file("f", b"", 0o644).await;
+    let at = UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    for change in [
+        SetAttr {
+            size: Some(100),
+            ..Default::default()
+        },
+        SetAttr {
+            mode: Some(0o640),
+            ..Default::default()
+        },
+        SetAttr {
+            atime: Some(at),
+            mtime: Some(at),
+            ..Default::default()
+        },
+    ] {
+        env.fs
+            .setattr(ino, change)
+            .await
+            .unwrap_or_else(|e| panic!("setattr {change:?}: {e}"));
+    }
+    env.fs
+        .rename(Fs::root(), os("f"), Fs::root(), os("g"), 0)
+        .await
+        .unwrap_or_else(|e| panic!("rename: {e}"));
+    let shown = env
+        .lookup_path("g")
+        .await
+        .unwrap_or_else(|e| panic!("lookup g: {e}"))
+        .attr;
+    assert_eq!((shown.size, shown.perm, shown.mtime), (100, 0o640, at));
+    let stored = env.head("g").await.map(|m| m.user_metadata);
+    assert_eq!(
+        stored
+            .as_ref()
+            .and_then(|m| m.get("mtime"))
+            .map(String::as_str),
+        Some("1600000000"),
+        "{stored:?}"
+    );
+    let fresh = Env::sharing(&env, |_| {}).await;
+    let again = fresh
+        .lookup_path("g")
+        .await
+        .unwrap_or_else(|e| panic!("lookup g in a new mount: {e}"))
+        .attr;
+    assert_eq!((again.size, again.perm, again.mtime), (100, 0o640, at));
 }

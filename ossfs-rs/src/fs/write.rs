@@ -46,6 +46,7 @@ impl Fs {
             } if h.ino == ino => append,
             _ => return Err(FsError::BadHandle(fh)),
         };
+        self.check_restored(fh)?;
         let st = self.staging_of(ino).ok_or(FsError::BadHandle(fh))?;
         let len = u32::try_from(data.len())
             .map_err(|_| FsError::Invalid(format!("write of {} bytes", data.len())))?;
@@ -135,6 +136,7 @@ impl Fs {
     pub async fn flush(&self, ino: u64, fh: u64) -> Result<(), FsError> {
         let h = self.handle(fh)?;
         if Self::is_writer(&h) {
+            self.check_restored(fh)?;
             self.sync_staging(ino).await?;
         }
         Ok(())
@@ -156,6 +158,7 @@ impl Fs {
         if !Self::is_writer(&h) {
             return Ok(());
         }
+        self.release_lost(fh)?;
         let last = {
             let mut stagings = lock(&self.stagings);
             match stagings.get_mut(&ino) {
@@ -213,14 +216,25 @@ impl Fs {
             return Ok(());
         };
         let mut state = st.lock().await;
+        self.sync_locked(ino, &st, &mut state).await
+    }
+
+    /// [`Fs::sync_staging`] with the staging file `st` of `ino` locked
+    /// already (a rename holds it until the node has its new name).
+    pub(super) async fn sync_locked(
+        &self,
+        ino: u64,
+        st: &Staging,
+        state: &mut StagingState,
+    ) -> Result<(), FsError> {
         if !state.dirty || state.unlinked {
             return Ok(());
         }
         let rec = self.node(ino)?;
-        if !self.adopted_may_upload(&rec.path, &st, &mut state).await? {
+        if !self.adopted_may_upload(&rec.path, st, state).await? {
             return Ok(());
         }
-        let info = self.upload_staging(&rec.path, &st, &mut state).await?;
+        let info = self.upload_staging(&rec.path, st, state).await?;
         self.cache_put(&rec.path, &info);
         Ok(())
     }

@@ -147,10 +147,12 @@ pub fn fs_config(req: &MountRequest, staging_dir: &Path) -> FsConfig {
     c
 }
 
-/// Where the staging files of `req`'s open writers live: under `-o tmpdir`
-/// or the system temp dir (on disk, not the state directory's tmpfs), in a
-/// directory named after the mount's state directory, so every worker of
-/// the mount finds the files of the one before.
+/// Where the staging files of `req`'s open writers live:
+/// `<base>/ossfs-rs-<name>`, named after the mount's state directory so
+/// every worker of the mount finds the files of the one before. `fs` makes
+/// it private and checks it (ours, mode 0700, not a symlink) before use.
+/// `<base>` is `-o tmpdir`, else a directory on disk (not the state
+/// directory's tmpfs): [`default_staging_base`].
 pub fn staging_dir(req: &MountRequest, state_dir: &Path) -> std::path::PathBuf {
     let name = state_dir
         .file_name()
@@ -159,8 +161,25 @@ pub fn staging_dir(req: &MountRequest, state_dir: &Path) -> std::path::PathBuf {
     req.options
         .tmpdir
         .clone()
-        .unwrap_or_else(std::env::temp_dir)
+        .unwrap_or_else(default_staging_base)
         .join(format!("ossfs-rs-{name}"))
+}
+
+/// Where staging directories go without `-o tmpdir`: for root
+/// `/var/lib/ossfs-rs/staging` (no other user can create anything there);
+/// for others `$XDG_STATE_HOME/ossfs-rs/staging` or
+/// `~/.local/state/ossfs-rs/staging`, and the system temp dir only when
+/// neither is known (there the checks refuse a directory someone else
+/// made first).
+pub fn default_staging_base() -> std::path::PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return std::path::PathBuf::from("/var/lib/ossfs-rs/staging");
+    }
+    let absolute =
+        |v: Option<std::ffi::OsString>| v.map(std::path::PathBuf::from).filter(|p| p.is_absolute());
+    absolute(std::env::var_os("XDG_STATE_HOME"))
+        .or_else(|| absolute(std::env::var_os("HOME")).map(|h| h.join(".local/state")))
+        .map_or_else(std::env::temp_dir, |d| d.join("ossfs-rs/staging"))
 }
 
 /// The kernel mount of `req`.

@@ -6,6 +6,8 @@
 //!   fusermount3;
 //! - [`private_dir`]: directories only our uid may enter (state, staging,
 //!   disk cache);
+//! - [`dirfd`]: a checked private directory held by descriptor, whose
+//!   files are made and opened without following symlinks (staging);
 //! - [`daemon`]: the background start with a readiness pipe, and the
 //!   detach of the started daemon;
 //! - [`fd`]: file descriptors that cross a process boundary (inherited by
@@ -20,6 +22,7 @@
 //! the crate: every other layer may import this one.
 
 pub mod daemon;
+pub mod dirfd;
 pub mod fd;
 pub mod heap;
 pub mod mountinfo;

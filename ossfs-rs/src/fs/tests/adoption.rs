@@ -5,23 +5,31 @@
 //! `store::layer` (counting uploads).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::*;
 use crate::fs::journal::JournalOp;
 use crate::fs::replay::Restored;
 use crate::fs::replay::tests::Collect;
-use crate::store::StoreResult;
 use crate::store::layer::{Call, HookedStore, StoreHooks, StoreOp};
+use crate::store::{StoreError, StoreResult};
 
-/// Counts the uploads a worker makes.
+/// Counts the uploads a worker makes; refuses every HEAD (a revoked key)
+/// once `refuse_heads` is set.
 #[derive(Debug, Default)]
-struct Puts(AtomicUsize);
+struct Puts(AtomicUsize, AtomicBool);
 
 impl StoreHooks for Puts {
     fn before(&self, call: &Call<'_>) -> StoreResult<()> {
         if matches!(call.op, StoreOp::Put | StoreOp::CompleteMultipart) {
             self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        if call.op == StoreOp::Head && self.1.load(Ordering::SeqCst) {
+            return Err(StoreError::AccessDenied {
+                code: "AccessDenied".into(),
+                message: "refused by the test".into(),
+                request_id: None,
+            });
         }
         Ok(())
     }
@@ -155,4 +163,43 @@ async fn a_copy_the_old_worker_uploaded_without_journaling_it_is_clean() {
         env.get("f").await.as_deref(),
         Some(&b"uploaded, not journaled"[..])
     );
+}
+
+#[tokio::test]
+async fn a_writer_whose_head_is_refused_at_restart_gets_eio_and_the_rest_is_restored() {
+    let env = Env::new().await;
+    let sink = Arc::new(Collect::default());
+    let old = worker(&env, sink.clone(), Restored::default(), Arc::default()).await;
+    let refused = writer(&old, "refused", b"unsent").await;
+    std::mem::forget(old);
+
+    let puts = Arc::new(Puts::default());
+    puts.1.store(true, Ordering::SeqCst);
+    // `worker` panics when `adopt` fails (before the fix it did, and the
+    // supervisor retried the restart forever).
+    let new = worker(&env, Arc::default(), restored(&sink), puts.clone()).await;
+    for err in [
+        new.write(refused.0, refused.1, 6, Bytes::from_static(b"more"))
+            .await
+            .err(),
+        new.fsync(refused.0, refused.1).await.err(),
+    ] {
+        let err = err.unwrap_or_else(|| panic!("a writer that was not restored must fail"));
+        assert!(matches!(err, FsError::NotRestored { .. }), "{err}");
+        assert_eq!(err.errno(), libc::EIO);
+    }
+    puts.1.store(false, Ordering::SeqCst);
+    let closed = new.release(refused.0, refused.1).await;
+    assert!(
+        matches!(closed, Err(FsError::NotRestored { .. })),
+        "{closed:?}"
+    );
+    assert_eq!(
+        puts.0.load(Ordering::SeqCst),
+        0,
+        "nothing partial is uploaded"
+    );
+    // Other files are served as usual.
+    env.write_file("other", b"fine", 0o644).await;
+    assert_eq!(env.get("other").await.as_deref(), Some(&b"fine"[..]));
 }

@@ -199,8 +199,8 @@ impl Env {
         ino
     }
 
-    /// open + read to the end + release.
-    pub async fn read_file(&self, path: &str) -> Vec<u8> {
+    /// Look `path` up and open it with `flags`; returns (ino, fh).
+    pub async fn open_path(&self, path: &str, flags: i32) -> (u64, u64) {
         let ino = self
             .lookup_path(path)
             .await
@@ -210,9 +210,15 @@ impl Env {
             .0;
         let fh = self
             .fs
-            .open(ino, libc::O_RDONLY)
+            .open(ino, flags)
             .await
             .unwrap_or_else(|e| panic!("open {path}: {e}"));
+        (ino, fh)
+    }
+
+    /// open + read to the end + release.
+    pub async fn read_file(&self, path: &str) -> Vec<u8> {
+        let (ino, fh) = self.open_path(path, libc::O_RDONLY).await;
         let mut out = Vec::new();
         loop {
             let chunk = self
