@@ -219,6 +219,7 @@ async fn pump(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpListener;
 
     #[tokio::test]
     async fn link_reservations_queue_up_at_the_rate() {
