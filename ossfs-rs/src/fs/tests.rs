@@ -12,6 +12,7 @@ use crate::store::StoreError;
 
 mod differential;
 mod harness;
+mod listing;
 mod streaming;
 use harness::{Env, caller};
 
