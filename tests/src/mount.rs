@@ -175,6 +175,28 @@ impl Bucket {
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
+
+    /// The size and hex SHA-256 of object `key`, streamed from the store.
+    pub fn object_sha256(&self, key: &str) -> (u64, String) {
+        use futures::StreamExt;
+        use sha2::{Digest, Sha256};
+        self.block_on(async {
+            let obj = self
+                .store()
+                .get(key, None)
+                .await
+                .unwrap_or_else(|e| panic!("get {key}: {e}"));
+            let mut body = obj.body;
+            let mut hash = Sha256::new();
+            let mut len = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.unwrap_or_else(|e| panic!("read {key}: {e}"));
+                len += chunk.len() as u64;
+                hash.update(&chunk);
+            }
+            (len, hex::encode(hash.finalize()))
+        })
+    }
 }
 
 /// Write a passwd file `ACCESS_KEY_ID:SECRET` with `mode` at `path`.

@@ -59,26 +59,6 @@ fn data(len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn object_sha256(bucket: &Bucket, key: &str) -> (u64, String) {
-    use futures::StreamExt;
-    bucket.block_on(async {
-        let obj = bucket
-            .store()
-            .get(key, None)
-            .await
-            .unwrap_or_else(|e| panic!("get {key}: {e}"));
-        let mut body = obj.body;
-        let mut hash = Sha256::new();
-        let mut len = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.unwrap_or_else(|e| panic!("read {key}: {e}"));
-            len += chunk.len() as u64;
-            hash.update(&chunk);
-        }
-        (len, hex::encode(hash.finalize()))
-    })
-}
-
 #[test]
 fn a_large_write_over_a_slow_uplink_lands_whole() {
     let link = wan();
@@ -127,7 +107,7 @@ fn a_large_write_over_a_slow_uplink_lands_whole() {
         );
     }
     let bucket = Bucket::garage();
-    let (size, got) = object_sha256(&bucket, &format!("{}big", m.prefix()));
+    let (size, got) = bucket.object_sha256(&format!("{}big", m.prefix()));
     assert_eq!(size, len as u64, "the object's size in the store");
     assert_eq!(got, want, "the object's SHA-256 in the store");
 }

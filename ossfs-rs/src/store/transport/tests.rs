@@ -119,6 +119,10 @@ async fn tls_server() -> (String, Vec<u8>) {
 }
 
 async fn get(t: &Transport, url: &str) -> Result<Bytes, TransportError> {
+    get_capped(t, url, super::MAX_DOCUMENT).await
+}
+
+async fn get_capped(t: &Transport, url: &str, cap: usize) -> Result<Bytes, TransportError> {
     let reply = t
         .send(
             Method::GET,
@@ -128,7 +132,7 @@ async fn get(t: &Transport, url: &str) -> Result<Bytes, TransportError> {
         )
         .await?;
     assert_eq!(reply.status, 200);
-    reply.bytes().await
+    reply.bytes_capped(cap).await
 }
 
 #[tokio::test]
@@ -327,17 +331,8 @@ async fn a_success_body_past_the_cap_is_refused() {
     let body: &'static [u8] = &[7u8; 4096];
     let (url, _) = plain_server(Reply::Body(body)).await;
     let t = Transport::new(&config(None)).expect("transport");
-    let reply = t
-        .send(
-            Method::GET,
-            &format!("{url}/k"),
-            HeaderMap::new(),
-            Bytes::new(),
-        )
-        .await
-        .expect("head");
     assert!(matches!(
-        reply.bytes_capped(1000).await,
+        get_capped(&t, &url, 1000).await,
         Err(TransportError::TooLarge(1000))
     ));
 }
