@@ -27,8 +27,8 @@
 //! documents) is capped at [`MAX_DOCUMENT`]; object data is streamed and
 //! not capped.
 //!
-//! Imports (besides its own submodules): `store::types` of the crate, besides
-//! std and external crates.
+//! Imports (besides its own submodules, `progress` for the bounds):
+//! `store::types` of the crate, besides std and external crates.
 
 mod progress;
 
