@@ -166,6 +166,7 @@ fn store(endpoint: &str) -> Result<Arc<dyn ObjectStore>> {
     let mut config = ClientConfig::new(Provider::S3, endpoint, env_value("BUCKET")?);
     config.region = Some(env_value("REGION")?);
     config.path_style = true;
+    config.first_byte_timeout = Duration::from_secs(60);
     config.read_timeout = Duration::from_secs(60);
     let provider = Arc::new(StaticProvider::new(
         Credentials::new(id, secret),

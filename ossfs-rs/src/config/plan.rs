@@ -341,6 +341,10 @@ impl Plan {
         config.signature = self.signature;
         config.ca_bundle = args.ca_bundle.clone();
         config.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
+        // The check answers quickly or says why: 15 s without progress in
+        // any phase (a mount's workers use 30 s, supervisor::setup).
+        config.send_idle_timeout = Duration::from_secs(15);
+        config.first_byte_timeout = Duration::from_secs(15);
         config.read_timeout = Duration::from_secs(15);
         config.retry = RetryConfig {
             max_attempts: 2,

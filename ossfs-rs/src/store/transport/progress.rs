@@ -9,8 +9,8 @@
 //! request is bounded phase by phase:
 //!
 //! - **connect**: the connector's own `connect_timeout`, once for TCP and
-//!   once for the TLS handshake; the watchdog credits twice that before it
-//!   expects the first body piece;
+//!   once for the TLS handshake; the watchdog credits twice that until the
+//!   request has its connection (hyper names it, or takes a body piece);
 //! - **send idle**: progress is hyper taking a body piece (it takes them,
 //!   [`SEND_PIECE`] bytes each, as its write buffer empties into the
 //!   socket) or the kernel's count of unacknowledged bytes on the
@@ -100,6 +100,12 @@ impl Progress {
         // The first piece also ends the connect credit: the connection is up.
         s.last = Instant::now();
         s.sent |= last;
+    }
+
+    /// The request has its connection: the connect credit ends.
+    fn connected(&self) {
+        let mut s = self.lock();
+        s.last = s.last.min(Instant::now());
     }
 
     /// Something moved (the peer acknowledged bytes).
@@ -213,8 +219,10 @@ pub async fn watch<F: Future>(
     let mut seen: Option<i64> = None;
     loop {
         if let Some(now) = queue().and_then(|q| q.pending()) {
-            if seen.is_some_and(|before| before != now) {
-                progress.touch();
+            match seen {
+                None => progress.connected(),
+                Some(before) if before != now => progress.touch(),
+                Some(_) => {}
             }
             seen = Some(now);
         }

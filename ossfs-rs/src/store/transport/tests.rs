@@ -336,3 +336,22 @@ async fn a_success_body_past_the_cap_is_refused() {
         Err(TransportError::TooLarge(1000))
     ));
 }
+
+#[tokio::test]
+async fn a_get_whose_head_never_comes_times_out_after_the_first_byte_bound() {
+    // Reads the request, never answers. The connect credit (twice the
+    // 5 s connect timeout) ends once the request has its connection, so
+    // the 500 ms bound applies, not 10 s.
+    let url = pacing_server(16 * 1024, Duration::ZERO, Some(0)).await;
+    let t = Transport::new(&config(None)).expect("transport");
+    let started = std::time::Instant::now();
+    let got = tokio::time::timeout(Duration::from_secs(60), get(&t, &url))
+        .await
+        .expect("the request ends by itself");
+    assert!(matches!(got, Err(TransportError::Timeout(_))), "{got:?}");
+    assert!(
+        started.elapsed() < config(None).connect_timeout,
+        "still under the connect credit: {:?}",
+        started.elapsed()
+    );
+}
