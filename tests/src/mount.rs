@@ -318,9 +318,17 @@ pub struct MountBuilder<'g> {
     prefix: Option<String>,
     options: Vec<String>,
     ossfs_form: bool,
+    path_style: bool,
 }
 
 impl<'g> MountBuilder<'g> {
+    /// Leave out `path_style` (Garage is on an IP address, so the mount
+    /// must choose it by itself).
+    pub fn without_path_style(mut self) -> Self {
+        self.path_style = false;
+        self
+    }
+
     /// Mount this prefix of the bucket (e.g. another mount's) instead of a
     /// fresh one. `prefix` ends with `/`.
     pub fn prefix(mut self, prefix: &str) -> Self {
@@ -367,6 +375,9 @@ impl<'g> MountBuilder<'g> {
             .prefix
             .unwrap_or_else(|| crate::unique_prefix(&self.name));
         let mut opts = garage_options(self.garage, &passwd);
+        if !self.path_style {
+            opts = opts.replace(",path_style", "");
+        }
         write!(
             opts,
             ",logfile={},tmpdir={}",
@@ -435,6 +446,7 @@ impl Mount {
             prefix: None,
             options: Vec::new(),
             ossfs_form: false,
+            path_style: true,
         }
     }
 
