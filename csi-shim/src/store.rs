@@ -100,9 +100,12 @@ pub async fn create_volume(
     }
 }
 
-/// Delete every object under the volume's prefix; returns how many.
+/// Delete every object under the volume's prefix; returns how many. A
+/// server that lists the keys it just reported deleted again ends this with
+/// an error, not a loop.
 pub async fn delete_volume(store: &dyn ObjectStore, vol: &VolumeId) -> CsiResult<usize> {
     let mut deleted = 0;
+    let mut last_round: Vec<String> = Vec::new();
     loop {
         // List from the start each round: every page found is deleted, so
         // the next listing begins with what is left.
@@ -121,6 +124,17 @@ pub async fn delete_volume(store: &dyn ObjectStore, vol: &VolumeId) -> CsiResult
         if keys.is_empty() {
             return Ok(deleted);
         }
+        if keys == last_round {
+            return Err(CsiError::store(
+                format!("deleting under {:?}", vol.prefix),
+                StoreError::Malformed(format!(
+                    "the listing of {:?} does not advance: the {} keys just deleted (from {:?}) are listed again",
+                    vol.prefix,
+                    keys.len(),
+                    keys[0]
+                )),
+            ));
+        }
         let failed = store
             .delete_multiple(&keys)
             .await
@@ -132,6 +146,7 @@ pub async fn delete_volume(store: &dyn ObjectStore, vol: &VolumeId) -> CsiResult
             ));
         }
         deleted += keys.len();
+        last_round = keys;
     }
 }
 
@@ -171,5 +186,77 @@ mod tests {
             "http://127.0.0.1:1",
             Some(Provider::Oss)
         )));
+    }
+
+    /// A server that lists the same key after every delete it says
+    /// succeeded: answers GET with a one-key listing and POST (DeleteObjects)
+    /// with an empty result.
+    async fn undeleting_server() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        while buf.len() < end + 4 + len {
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.drain(..end + 4 + len);
+                        let body = if head.starts_with("post") {
+                            "<DeleteResult></DeleteResult>".to_string()
+                        } else {
+                            "<ListBucketResult><Name>b</Name><Prefix>v/</Prefix><KeyCount>1</KeyCount>\
+                             <IsTruncated>false</IsTruncated><Contents><Key>v/k</Key>\
+                             <ETag>\"e\"</ETag><Size>1</Size></Contents></ListBucketResult>"
+                                .to_string()
+                        };
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn deleting_a_volume_whose_keys_come_back_is_an_error_not_a_loop() {
+        let url = undeleting_server().await;
+        let store = client(&access(&url, Some(Provider::S3)), "b", true).expect("client");
+        let vol = VolumeId::new("b", "/v").expect("volume");
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            delete_volume(store.as_ref(), &vol),
+        )
+        .await
+        .expect("delete_volume ends instead of looping");
+        let err = got.expect_err("the keys never go away");
+        assert!(err.to_string().contains("does not advance"), "{err}");
     }
 }

@@ -166,6 +166,7 @@ fn store(endpoint: &str) -> Result<Arc<dyn ObjectStore>> {
     let mut config = ClientConfig::new(Provider::S3, endpoint, env_value("BUCKET")?);
     config.region = Some(env_value("REGION")?);
     config.path_style = true;
+    config.first_byte_timeout = Duration::from_secs(60);
     config.read_timeout = Duration::from_secs(60);
     let provider = Arc::new(StaticProvider::new(
         Credentials::new(id, secret),
@@ -179,10 +180,10 @@ fn serve(dir: &Path, delay_ms: u64, rate_mib: u64) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let garage = Garage::start()?;
     let rt = runtime()?;
-    let profile = LinkProfile {
-        delay: Duration::from_millis(delay_ms),
-        rate: (rate_mib > 0).then_some(rate_mib * MIB),
-    };
+    let profile = LinkProfile::symmetric(
+        Duration::from_millis(delay_ms),
+        (rate_mib > 0).then_some(rate_mib * MIB),
+    );
     let proxy = rt.block_on(DelayProxy::start(garage.s3_addr(), profile))?;
     let passwd = dir.join("passwd");
     let _ = std::fs::remove_file(&passwd);

@@ -12,12 +12,16 @@
 //!   `delay` late, which adds `delay` to each request's latency, while a
 //!   large upload still streams at full speed (its chunks are delayed, not
 //!   spaced).
-//! - **Bandwidth.** Each direction is one shared link of `rate` bytes per
-//!   second for all connections (downloads and uploads are capped
-//!   separately, as on a full-duplex link): a chunk of `n` bytes reserves
-//!   `n / rate` seconds on the link's virtual clock; a sender waits when
-//!   that clock runs more than 5 ms ahead of real time (a burst allowance,
-//!   because timers tick in milliseconds).
+//! - **Bandwidth.** Each direction is one shared link for all connections,
+//!   capped on its own (`up` client to server, `down` server to client, as
+//!   on an asymmetric office or cloud uplink): a chunk of `n` bytes
+//!   reserves `n / rate` seconds on the link's virtual clock, and the proxy
+//!   reads the next chunk from that side only when the clock runs no more
+//!   than 5 ms ahead of real time (a burst allowance, because timers tick
+//!   in milliseconds). The cap is applied where bytes enter the link, so
+//!   the sender feels it as a real bottleneck does: its socket stops
+//!   accepting bytes, instead of the proxy buffering megabytes at once.
+//!   A chunk is delivered `delay` after it crossed the link.
 //!
 //! Background tasks belong to the runtime that called [`DelayProxy::start`];
 //! dropping the proxy stops accepting and aborts its connections.
@@ -28,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -47,8 +51,31 @@ const BURST: Duration = Duration::from_millis(5);
 pub struct LinkProfile {
     /// Added to every client-to-server chunk, so to every request.
     pub delay: Duration,
-    /// Bytes per second in each direction; `None` for no cap.
-    pub rate: Option<u64>,
+    /// Bytes per second client to server (uploads); `None` for no cap.
+    pub up: Option<u64>,
+    /// Bytes per second server to client (downloads); `None` for no cap.
+    pub down: Option<u64>,
+}
+
+impl LinkProfile {
+    /// The same cap both ways.
+    pub fn symmetric(delay: Duration, rate: Option<u64>) -> Self {
+        Self {
+            delay,
+            up: rate,
+            down: rate,
+        }
+    }
+
+    /// The WAN profile of the CI upload test: 20 ms one way, 1 MiB/s up,
+    /// downloads uncapped.
+    pub fn wan_uplink() -> Self {
+        Self {
+            delay: Duration::from_millis(20),
+            up: Some(1024 * 1024),
+            down: None,
+        }
+    }
 }
 
 /// One direction of the link: a virtual clock of when it is next free.
@@ -94,10 +121,16 @@ impl DelayProxy {
     /// Listen on `127.0.0.1:0` and forward each connection to `upstream`
     /// through a link shaped by `profile`.
     pub async fn start(upstream: SocketAddr, profile: LinkProfile) -> io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        // A small receive buffer on the client side (inherited by every
+        // accepted socket), so the kernel does not hold megabytes in front
+        // of the link: a WAN's queue is short next to its rate.
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_recv_buffer_size(256 * 1024)?;
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let listener = socket.listen(128)?;
         let addr = listener.local_addr()?;
-        let down = Arc::new(Link::new(profile.rate));
-        let up = Arc::new(Link::new(profile.rate));
+        let down = Arc::new(Link::new(profile.down));
+        let up = Arc::new(Link::new(profile.up));
         let accept = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
@@ -135,8 +168,9 @@ impl DelayProxy {
     }
 }
 
-/// Copy `from` to `to`, each chunk held `delay` after it arrived and then
-/// until `link` has carried it. Ends (shutting `to` down) at EOF or error.
+/// Copy `from` to `to`: each chunk is read only once `link` has room for
+/// it and written `delay` after it crossed. Ends (shutting `to` down) at
+/// EOF or error.
 async fn pump(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
@@ -152,7 +186,21 @@ async fn pump(
                 return io::Result::Ok(());
             }
             buf.truncate(n);
-            if tx.send((Instant::now() + delay, buf)).await.is_err() {
+            // Sleep only when the link is more than BURST ahead: timers tick
+            // in milliseconds, far coarser than one chunk's share of a
+            // fast link, so sleeping for each chunk would cap the rate at
+            // one chunk per tick instead. Not reading meanwhile is the
+            // backpressure a sender feels.
+            let crossed = match link.reserve(n) {
+                Some(done) => {
+                    if done > Instant::now() + BURST {
+                        tokio::time::sleep_until(done - BURST).await;
+                    }
+                    done.max(Instant::now())
+                }
+                None => Instant::now(),
+            };
+            if tx.send((crossed + delay, buf)).await.is_err() {
                 return Ok(());
             }
         }
@@ -160,15 +208,6 @@ async fn pump(
     let writer = async move {
         while let Some((due, buf)) = rx.recv().await {
             tokio::time::sleep_until(due).await;
-            // Sleep only when the link is more than BURST ahead: timers tick
-            // in milliseconds, far coarser than one chunk's share of a
-            // fast link, so sleeping for each chunk would cap the rate at
-            // one chunk per tick instead.
-            if let Some(done) = link.reserve(buf.len())
-                && done > Instant::now() + BURST
-            {
-                tokio::time::sleep_until(done - BURST).await;
-            }
             to.write_all(&buf).await?;
         }
         to.shutdown().await
@@ -180,6 +219,7 @@ async fn pump(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpListener;
 
     #[tokio::test]
     async fn link_reservations_queue_up_at_the_rate() {
@@ -208,10 +248,7 @@ mod tests {
         });
         let proxy = DelayProxy::start(
             upstream,
-            LinkProfile {
-                delay: Duration::from_millis(5),
-                rate: Some(100_000_000),
-            },
+            LinkProfile::symmetric(Duration::from_millis(5), Some(100_000_000)),
         )
         .await?;
         let mut c = TcpStream::connect(proxy.addr()).await?;

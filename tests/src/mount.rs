@@ -175,6 +175,28 @@ impl Bucket {
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
+
+    /// The size and hex SHA-256 of object `key`, streamed from the store.
+    pub fn object_sha256(&self, key: &str) -> (u64, String) {
+        use futures::StreamExt;
+        use sha2::{Digest, Sha256};
+        self.block_on(async {
+            let obj = self
+                .store()
+                .get(key, None)
+                .await
+                .unwrap_or_else(|e| panic!("get {key}: {e}"));
+            let mut body = obj.body;
+            let mut hash = Sha256::new();
+            let mut len = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.unwrap_or_else(|e| panic!("read {key}: {e}"));
+                len += chunk.len() as u64;
+                hash.update(&chunk);
+            }
+            (len, hex::encode(hash.finalize()))
+        })
+    }
 }
 
 /// Write a passwd file `ACCESS_KEY_ID:SECRET` with `mode` at `path`.
@@ -298,9 +320,17 @@ pub struct MountBuilder<'g> {
     ossfs_form: bool,
     logfile: bool,
     foreground: bool,
+    path_style: bool,
 }
 
 impl<'g> MountBuilder<'g> {
+    /// Leave out `path_style` (Garage is on an IP address, so the mount
+    /// must choose it by itself).
+    pub fn without_path_style(mut self) -> Self {
+        self.path_style = false;
+        self
+    }
+
     /// No `-o logfile`: the daemon logs to its stderr, as most users run
     /// it (the background daemon's stderr is /dev/null once detached).
     /// [`Mount::log_tail`] is then empty, except in the foreground.
@@ -363,6 +393,9 @@ impl<'g> MountBuilder<'g> {
             .prefix
             .unwrap_or_else(|| crate::unique_prefix(&self.name));
         let mut opts = garage_options(self.garage, &passwd);
+        if !self.path_style {
+            opts = opts.replace(",path_style", "");
+        }
         if self.logfile {
             write!(opts, ",logfile={}", log.display()).unwrap_or_default();
         }
@@ -442,6 +475,7 @@ impl Mount {
             ossfs_form: false,
             logfile: true,
             foreground: false,
+            path_style: true,
         }
     }
 

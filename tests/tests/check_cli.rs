@@ -49,6 +49,10 @@ const CASES: &[Case] = &[
         check_passes_with_a_passwd_file,
     ),
     (
+        "check_chooses_path_style_for_an_ip_endpoint",
+        check_chooses_path_style_for_an_ip_endpoint,
+    ),
+    (
         "check_passes_with_environment_keys",
         check_passes_with_environment_keys,
     ),
@@ -222,6 +226,26 @@ fn check_passes_with_a_passwd_file() {
     r.assert_has(&format!("ok    list: bucket {} answered", g.bucket()));
     r.assert_has("all checks passed");
     r.assert_no_secret(g.secret_access_key());
+    assert_eq!(r.code, Some(0), "{}", r.stdout);
+}
+
+/// Garage on 127.0.0.1 without `--path-style`: `bucket.127.0.0.1` cannot
+/// exist, so path style is chosen by itself and the check passes.
+fn check_chooses_path_style_for_an_ip_endpoint() {
+    let g = garage();
+    let home = scratch();
+    let passwd = passwd_file(home.path(), g.access_key_id(), g.secret_access_key());
+    let target = g.bucket().to_string();
+    let passwd_arg = passwd.display().to_string();
+    let mut args: Vec<&str> = garage_args(g, &target)
+        .into_iter()
+        .filter(|a| *a != "--path-style")
+        .collect();
+    args.extend(["--passwd-file", &passwd_arg]);
+    let r = Report::from(run_check(home.path(), &args, &[]));
+    r.assert_has("path style, chosen because the endpoint is an IP address or localhost");
+    r.assert_has(&format!("ok    list: bucket {} answered", g.bucket()));
+    r.assert_has("all checks passed");
     assert_eq!(r.code, Some(0), "{}", r.stdout);
 }
 

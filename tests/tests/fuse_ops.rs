@@ -88,6 +88,24 @@ fn small_file_create_write_read_overwrite() {
     assert_eq!(fs::metadata(m.join("empty")).unwrap().len(), 0);
 }
 
+/// Garage's endpoint is `127.0.0.1`: without `path_style` the daemon
+/// chooses path style by itself (`bucket.127.0.0.1` cannot exist), says so
+/// in its log, and the mount works.
+#[test]
+fn an_ip_endpoint_mounts_without_path_style() {
+    let m = Mount::builder(shared_garage(), "ops-ip-endpoint")
+        .without_path_style()
+        .option("dbglevel=info")
+        .mount();
+    fs::write(m.join("f"), b"by path style").unwrap_or_else(|e| panic!("write: {e}"));
+    assert_eq!(fs::read(m.join("f")).unwrap_or_default(), b"by path style");
+    let bucket = Bucket::garage();
+    let (size, _) = bucket.object_sha256(&format!("{}f", m.prefix()));
+    assert_eq!(size, 13);
+    let log = fs::read_to_string(m.log_path()).unwrap_or_default();
+    assert!(log.contains("using path style"), "{log}");
+}
+
 #[test]
 fn large_file_goes_up_in_parts() {
     // 5 MiB parts (the S3 minimum), a file of a bit more than two parts.

@@ -138,26 +138,6 @@ fn put_large(bucket: &Bucket, key: &str, mib: usize) -> String {
     hex::encode(hash.finalize())
 }
 
-fn object_sha256(bucket: &Bucket, key: &str) -> (u64, String) {
-    use futures::StreamExt;
-    bucket.block_on(async {
-        let obj = bucket
-            .store()
-            .get(key, None)
-            .await
-            .unwrap_or_else(|e| panic!("get {key}: {e}"));
-        let mut body = obj.body;
-        let mut hash = Sha256::new();
-        let mut len = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.unwrap_or_else(|e| panic!("read {key}: {e}"));
-            len += chunk.len() as u64;
-            hash.update(&chunk);
-        }
-        (len, hex::encode(hash.finalize()))
-    })
-}
-
 fn file_sha256(path: &Path) -> std::io::Result<String> {
     let mut f = File::open(path)?;
     let mut hash = Sha256::new();
@@ -328,7 +308,7 @@ fn an_open_writer_survives_two_worker_kills() {
         Err(_) => panic!("the writer panicked"),
     };
     report("writer", &times);
-    let (len, got) = object_sha256(&bucket, &format!("{}stream", m.prefix()));
+    let (len, got) = bucket.object_sha256(&format!("{}stream", m.prefix()));
     assert_eq!(len, (mib as u64) << 20, "object size");
     assert_eq!(got, digest, "the object does not hold the bytes written");
     assert_eq!(

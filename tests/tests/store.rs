@@ -832,6 +832,8 @@ async fn delays_are_survived(b: &Backend) {
 async fn timeouts_are_retried(b: &Backend) {
     let proxy = FaultProxy::start(b.addr()).await.unwrap();
     let mut config = b.config_at(&proxy.endpoint());
+    // The stalled GET waits for its head: the time-to-first-byte bound.
+    config.first_byte_timeout = Duration::from_secs(2);
     config.read_timeout = Duration::from_secs(2);
     let store = b.client(config, b.credentials());
     let key = format!("{}stalled", unique_prefix("timeout"));

@@ -69,7 +69,9 @@ pub async fn check(
         plan.provider,
         plan.client_config(args).effective_region(),
         plan.signature,
-        if plan.path_style {
+        if plan.path_style_chosen {
+            "path style, chosen because the endpoint is an IP address or localhost"
+        } else if plan.path_style {
             "path style"
         } else {
             "virtual-host style"
@@ -118,13 +120,15 @@ pub async fn check(
 async fn endpoint_step(plan: &Plan, timeout: Duration) -> Step {
     let host = plan.connect_host();
     let port = plan.endpoint.port;
-    if !plan.path_style && plan.endpoint.is_ip() {
+    // Only when virtual-host style is forced: otherwise such an endpoint
+    // gets path style by itself (config::plan).
+    if !plan.path_style && plan.endpoint.has_no_bucket_hosts() {
         return Step::Fail {
             what: format!(
-                "unreachable: the bucket would be addressed as host {host}, which cannot exist for an IP address"
+                "unreachable: virtual-host style is forced, so the bucket would be addressed as host {host}, which cannot exist for an IP address or localhost"
             ),
             fix: match plan.provider {
-                Provider::S3 => "add --path-style (servers on an IP address, such as Garage, MinIO or `ossfs-rs serve`, need it)".to_string(),
+                Provider::S3 => "drop --virtual-host (-o virtual_host): path style is then chosen by itself for this endpoint".to_string(),
                 Provider::Oss | Provider::Cos => format!(
                     "{} addresses buckets by host name: give the endpoint as a host name in --url",
                     plan.provider
@@ -257,11 +261,11 @@ mod tests {
         assert!(!text.contains("printed-never"), "{text}");
     }
 
-    /// An IP endpoint in virtual-host style can never work: said without
-    /// any DNS lookup.
+    /// An IP endpoint with virtual-host style forced can never work: said
+    /// without any DNS lookup.
     #[tokio::test]
-    async fn ip_endpoint_without_path_style_is_diagnosed() {
-        let a = args(&["b", "--url", "http://127.0.0.1:9"]);
+    async fn ip_endpoint_with_virtual_host_forced_is_diagnosed() {
+        let a = args(&["b", "--url", "http://127.0.0.1:9", "--virtual-host"]);
         let mut out = Vec::new();
         let passed = check(&a, EnvLookup::empty(), &mut out)
             .await
@@ -270,12 +274,35 @@ mod tests {
         assert!(!passed);
         assert!(
             text.contains(
-                "FAIL  endpoint: unreachable: the bucket would be addressed as host b.127.0.0.1"
+                "FAIL  endpoint: unreachable: virtual-host style is forced, so the bucket would be addressed as host b.127.0.0.1"
             ),
             "{text}"
         );
-        assert!(text.contains("fix: add --path-style"), "{text}");
+        assert!(text.contains("fix: drop --virtual-host"), "{text}");
         assert!(text.contains("skip  list:"), "{text}");
+    }
+
+    /// Without either option, an IP endpoint gets path style and the
+    /// header says why; the endpoint step then probes the IP itself.
+    #[tokio::test]
+    async fn ip_endpoint_gets_path_style_by_itself() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let a = args(&["b", "--url", &format!("http://127.0.0.1:{port}")]);
+        let mut out = Vec::new();
+        check(&a, EnvLookup::empty(), &mut out)
+            .await
+            .expect("arguments are fine");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.contains("path style, chosen because the endpoint is an IP address or localhost"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("ok    endpoint: 127.0.0.1:{port} reachable")),
+            "{text}"
+        );
+        assert!(!text.contains("virtual-host"), "{text}");
     }
 
     #[tokio::test]

@@ -20,8 +20,12 @@ pub struct MountOptions {
     /// Dialect (`provider=oss|cos|s3`); inferred from the URL when absent.
     pub provider: Option<String>,
     pub region: Option<String>,
-    /// Path-style addressing (`use_path_request_style`, `path_style`), S3 only.
+    /// Path-style addressing forced (`use_path_request_style`,
+    /// `path_style`), S3 only.
     pub path_style: bool,
+    /// Virtual-host addressing forced (`virtual_host`), even for an IP
+    /// address or `localhost` endpoint, where path style is chosen by itself.
+    pub virtual_host: bool,
     /// Signature version override: `sigv1`/`sigv4` (OSS).
     pub signature: Option<String>,
     pub ca_bundle: Option<PathBuf>,
@@ -96,6 +100,7 @@ impl Default for MountOptions {
             provider: None,
             region: None,
             path_style: false,
+            virtual_host: false,
             signature: None,
             ca_bundle: None,
             passwd_file: None,
@@ -203,6 +208,7 @@ impl MountOptions {
             "provider" => self.provider = Some(need(value)?),
             "region" | "endpoint_region" => self.region = Some(need(value)?),
             "use_path_request_style" | "path_style" => self.path_style = true,
+            "virtual_host" => self.virtual_host = true,
             "sigv1" | "sigv2" => self.signature = Some("v1".into()),
             "sigv4" => self.signature = Some("v4".into()),
             "signature" => self.signature = Some(need(value)?),

@@ -1,7 +1,9 @@
 //! The store a mount or `ossfs-rs check` talks to: the arguments that name
 //! an endpoint, a bucket and the credential sources ([`StoreArgs`]), and
 //! the [`Plan`] derived from them (provider, region and signature inferred
-//! from the endpoint host where not given, the addressing style checked).
+//! from the endpoint host where not given, the addressing style checked, or
+//! chosen: path style by itself for an IP-address or `localhost` endpoint,
+//! which cannot carry bucket host names).
 //!
 //! One description serves both commands: `ossfs-rs check` parses
 //! [`StoreArgs`] from its command line, and every mount builds the same
@@ -55,8 +57,14 @@ pub struct StoreArgs {
     pub sts_dir: Option<PathBuf>,
 
     /// Put the bucket in the path instead of the host name (S3 only).
-    #[arg(long)]
+    /// Chosen by itself for an IP-address or `localhost` endpoint.
+    #[arg(long, conflicts_with = "virtual_host")]
     pub path_style: bool,
+
+    /// Put the bucket in the host name even for an IP-address or
+    /// `localhost` endpoint (where path style is otherwise chosen).
+    #[arg(long)]
+    pub virtual_host: bool,
 
     /// An extra PEM CA bundle to trust (a private CA).
     #[arg(long, value_name = "PATH")]
@@ -107,6 +115,7 @@ impl StoreArgs {
             passwd_file: o.passwd_file.clone(),
             sts_dir: o.sts_dir.clone(),
             path_style: o.path_style,
+            virtual_host: o.virtual_host,
             ca_bundle: o.ca_bundle.clone(),
             signature,
             connect_timeout: 10,
@@ -138,6 +147,12 @@ pub enum UsageError {
         "--path-style does not apply to {0}: it addresses buckets by host name only (drop --path-style)"
     )]
     PathStyleRefused(Provider),
+    #[error("path style and virtual-host style both forced: give only one of them")]
+    StyleConflict,
+    #[error(
+        "{provider} addresses buckets by host name only (bucket.{host}), which an IP-address or localhost endpoint cannot carry, and {provider} refuses path style: give the endpoint's host name in --url (or --provider s3 for an S3-compatible server)"
+    )]
+    HostNameNeeded { provider: Provider, host: String },
 }
 
 /// The bucket and the key prefix (`""` or ending in `/`).
@@ -217,6 +232,12 @@ impl Endpoint {
     pub fn is_ip(&self) -> bool {
         self.host.parse::<std::net::IpAddr>().is_ok()
     }
+
+    /// Whether `bucket.host` cannot be a host name here: an IP address,
+    /// or `localhost` (`bucket.localhost` resolves on some hosts only).
+    pub fn has_no_bucket_hosts(&self) -> bool {
+        self.is_ip() || self.host.eq_ignore_ascii_case("localhost")
+    }
 }
 
 /// The signature scheme for `provider` and `--signature`.
@@ -252,6 +273,9 @@ pub struct Plan {
     pub region: Option<String>,
     pub signature: SignatureVersion,
     pub path_style: bool,
+    /// Path style was chosen for an endpoint without bucket host names,
+    /// not asked for.
+    pub path_style_chosen: bool,
 }
 
 impl Plan {
@@ -267,8 +291,24 @@ impl Plan {
             .clone()
             .or_else(|| provider.infer_region(&endpoint.host));
         let signature = signature_for(provider, args.signature)?;
+        if args.path_style && args.virtual_host {
+            return Err(UsageError::StyleConflict);
+        }
         if args.path_style && provider.requires_virtual_host() {
             return Err(UsageError::PathStyleRefused(provider));
+        }
+        let choose = !args.path_style && !args.virtual_host && endpoint.has_no_bucket_hosts();
+        if choose && provider.requires_virtual_host() {
+            return Err(UsageError::HostNameNeeded {
+                provider,
+                host: endpoint.host.clone(),
+            });
+        }
+        if choose {
+            tracing::info!(
+                host = endpoint.host,
+                "the endpoint is an IP address or localhost, which cannot carry bucket host names: using path style (force virtual-host style with -o virtual_host or --virtual-host)"
+            );
         }
         Ok(Self {
             bucket,
@@ -277,7 +317,8 @@ impl Plan {
             provider,
             region,
             signature,
-            path_style: args.path_style,
+            path_style: args.path_style || choose,
+            path_style_chosen: choose,
         })
     }
 
@@ -300,6 +341,10 @@ impl Plan {
         config.signature = self.signature;
         config.ca_bundle = args.ca_bundle.clone();
         config.connect_timeout = Duration::from_secs(args.connect_timeout.max(1));
+        // The check answers quickly or says why: 15 s without progress in
+        // any phase (a mount's workers use 30 s, supervisor::setup).
+        config.send_idle_timeout = Duration::from_secs(15);
+        config.first_byte_timeout = Duration::from_secs(15);
         config.read_timeout = Duration::from_secs(15);
         config.retry = RetryConfig {
             max_attempts: 2,
@@ -439,7 +484,7 @@ pub(crate) mod tests {
         let p = Plan::from_args(&args(&[
             "b",
             "--url",
-            "http://127.0.0.1:3900",
+            "http://oss.example.internal:3900",
             "--provider",
             "oss",
             "--signature",
@@ -494,6 +539,56 @@ pub(crate) mod tests {
         assert_eq!(p.connect_host(), "localhost");
     }
 
+    /// `bucket.127.0.0.1` cannot exist: an IP-address or localhost
+    /// endpoint gets path style by itself, unless virtual-host style is
+    /// forced; OSS and COS, which refuse path style, get a clear error.
+    #[test]
+    fn endpoints_without_bucket_host_names_choose_path_style() {
+        for url in [
+            "http://127.0.0.1:3900",
+            "http://[::1]:3900",
+            "http://localhost:3900",
+        ] {
+            let p = Plan::from_args(&args(&["b", "--url", url])).expect("ok");
+            assert!(p.path_style && p.path_style_chosen, "{url}");
+            assert!(p.client_config(&args(&["b", "--url", url])).path_style);
+            // Asked for: the same style, but not chosen.
+            let p = Plan::from_args(&args(&["b", "--url", url, "--path-style"])).expect("ok");
+            assert!(p.path_style && !p.path_style_chosen, "{url}");
+            // Forced the other way: kept (check says it cannot work).
+            let p = Plan::from_args(&args(&["b", "--url", url, "--virtual-host"])).expect("ok");
+            assert!(!p.path_style && !p.path_style_chosen, "{url}");
+        }
+        // A host name keeps virtual-host style unless path style is asked for.
+        let p = Plan::from_args(&args(&["b", "--url", "https://s3.example.com"])).expect("ok");
+        assert!(!p.path_style && !p.path_style_chosen);
+        assert_eq!(p.connect_host(), "b.s3.example.com");
+        // OSS and COS on an IP address: the conflict, explained.
+        for provider in ["oss", "cos"] {
+            let err = Plan::from_args(&args(&[
+                "b",
+                "--url",
+                "http://10.0.0.7",
+                "--provider",
+                provider,
+            ]))
+            .expect_err("refused");
+            assert!(matches!(err, UsageError::HostNameNeeded { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains("bucket.10.0.0.7"), "{text}");
+            assert!(text.contains("refuses path style"), "{text}");
+        }
+        // Both forced: refused by the parser for check, by the plan for a mount.
+        assert!(
+            Cmd::try_parse_from(["check", "b", "--url", "x", "--path-style", "--virtual-host"])
+                .is_err()
+        );
+        let mut a = args(&["b", "--url", "http://127.0.0.1:1"]);
+        a.path_style = true;
+        a.virtual_host = true;
+        assert_eq!(Plan::from_args(&a).err(), Some(UsageError::StyleConflict));
+    }
+
     /// A mount's options give the arguments `ossfs-rs check` would take.
     #[test]
     fn store_args_follow_the_mount_options() {
@@ -517,6 +612,17 @@ pub(crate) mod tests {
         assert_eq!(a.passwd_file, Some(PathBuf::from("/p")));
         let p = Plan::from_args(&a).expect("ok");
         assert_eq!((p.bucket.as_str(), p.prefix.as_str()), ("b", "p/"));
+        // `-o virtual_host` forces virtual-host style; without either
+        // option an IP endpoint gets path style.
+        let a =
+            StoreArgs::from_request(&req("url=http://127.0.0.1:3900,virtual_host")).expect("ok");
+        assert!(a.virtual_host && !a.path_style);
+        assert!(!Plan::from_args(&a).expect("ok").path_style);
+        let a = StoreArgs::from_request(&req("url=http://127.0.0.1:3900")).expect("ok");
+        assert!(Plan::from_args(&a).expect("ok").path_style_chosen);
+        let a = StoreArgs::from_request(&req("url=http://127.0.0.1:3900,path_style,virtual_host"))
+            .expect("ok");
+        assert_eq!(Plan::from_args(&a).err(), Some(UsageError::StyleConflict));
 
         assert!(matches!(
             StoreArgs::from_request(&req("ro")),

@@ -51,7 +51,7 @@ use super::meta::{Kind, NodeInfo};
 use super::name::join;
 use super::record::HandleKind;
 use super::{Entry, Fs, lock};
-use crate::store::{ListPage, ListRequest, StoreError};
+use crate::store::{ListPage, ListProgress, ListRequest, StoreError};
 
 /// Entries resolved per readdirplus call.
 const PLUS_WINDOW: usize = 32;
@@ -92,18 +92,24 @@ impl Fs {
         Ok(lock(&self.handles).insert(ino, flags, HandleKind::Dir(snapshot)))
     }
 
-    /// Run `req` to its last page, handing each page to `each`.
+    /// Run `req` to its last page, handing each page to `each`; a server
+    /// that does not advance (a repeated token, a page that adds nothing)
+    /// ends it with an error ([`ListProgress`]), never a loop.
     pub(super) async fn list_pages(
         &self,
         req: &ListRequest,
         mut each: impl FnMut(ListPage),
     ) -> Result<(), FsError> {
         let mut token: Option<String> = None;
+        let mut progress = ListProgress::new(req.prefix.clone());
         loop {
             let mut page = self
                 .store
                 .list_page(req, token.as_deref())
                 .await
+                .map_err(|e| FsError::store(format!("list {}", req.prefix), e))?;
+            progress
+                .check(&page)
                 .map_err(|e| FsError::store(format!("list {}", req.prefix), e))?;
             token = page.next_token.take();
             each(page);

@@ -13,6 +13,7 @@ use crate::store::StoreError;
 mod adoption;
 mod differential;
 mod harness;
+mod listing;
 mod rename_writer;
 mod streaming;
 use harness::{Env, caller};

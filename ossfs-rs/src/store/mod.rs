@@ -25,7 +25,8 @@
 //!   reading with resume after a break (`body.rs`), and replies into
 //!   results (`response.rs`);
 //! - `transport/`: the pooled HTTP/1.1 client
-//!   over our own connector, with connect and read timeouts;
+//!   over our own connector, with timeouts on lack of progress (connect,
+//!   send, first byte, read) and a cap on documents read whole;
 //! - `retry.rs`: the retry policy (attempts, jittered backoff, the
 //!   `Retry-After` of a 503 or 429 answer, the cap);
 //! - `xml/`: parsing of error, listing, multipart, copy and

@@ -1,15 +1,16 @@
-//! Plain data types passed across the [`ObjectStore`](super::ObjectStore) trait.
+//! Plain data types passed across the [`ObjectStore`](super::ObjectStore) trait,
+//! and [`ListProgress`], the check every listing loop runs on its pages.
 //!
-//! Imports: `store::error` (the result type) only.
+//! Imports: `store::error` (the result type and `Malformed`) only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use super::error::StoreResult;
+use super::error::{StoreError, StoreResult};
 
 /// An inclusive-exclusive byte range `[start, end)`; `end: None` reads to the end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,6 +212,90 @@ pub struct ListPage {
     pub next_token: Option<String>,
 }
 
+/// Empty pages that still promise more, in a row, before a listing counts
+/// as stuck (servers may return a few while skipping deleted entries).
+const MAX_EMPTY_PAGES: u32 = 16;
+
+/// What a listing loop checks on each page, so that a server that does
+/// not advance ends the loop with an error instead of looping forever:
+///
+/// - a continuation token (or V1 marker) seen before: the server would
+///   send the same pages again;
+/// - a page whose names (keys and common prefixes, which come in order)
+///   are all at or before the last name already seen: it adds nothing;
+/// - more than 16 empty pages in a row that still promise more.
+///
+/// Each is [`StoreError::Malformed`] with a message naming the prefix and
+/// the token.
+#[derive(Debug)]
+pub struct ListProgress {
+    prefix: String,
+    tokens: HashSet<String>,
+    last_name: Option<String>,
+    empty_in_a_row: u32,
+}
+
+impl ListProgress {
+    /// A fresh listing of `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            tokens: HashSet::new(),
+            last_name: None,
+            empty_in_a_row: 0,
+        }
+    }
+
+    /// Check `page`; its `next_token` is the token to ask for next (`None`
+    /// at the end).
+    pub fn check(&mut self, page: &ListPage) -> StoreResult<()> {
+        let stuck = |why: String| {
+            Err(StoreError::Malformed(format!(
+                "the listing of {:?} does not advance: {why}",
+                self.prefix
+            )))
+        };
+        let newest = page
+            .objects
+            .iter()
+            .map(|o| o.key.as_str())
+            .chain(page.prefixes.iter().map(String::as_str))
+            .max();
+        match newest {
+            Some(name) => {
+                if self.last_name.as_deref().is_some_and(|last| name <= last) {
+                    return stuck(format!(
+                        "a page (next token {:?}) has no name after {:?}, the last one already listed",
+                        page.next_token.as_deref().unwrap_or(""),
+                        self.last_name.as_deref().unwrap_or("")
+                    ));
+                }
+                self.last_name = Some(name.to_string());
+                self.empty_in_a_row = 0;
+            }
+            None if page.next_token.is_some() => {
+                self.empty_in_a_row += 1;
+                if self.empty_in_a_row > MAX_EMPTY_PAGES {
+                    return stuck(format!(
+                        "{} empty pages in a row, the last with token {:?}",
+                        self.empty_in_a_row,
+                        page.next_token.as_deref().unwrap_or("")
+                    ));
+                }
+            }
+            None => {}
+        }
+        if let Some(token) = &page.next_token
+            && !self.tokens.insert(token.clone())
+        {
+            return stuck(format!(
+                "the server repeated the continuation token {token:?}"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A part of a multipart upload, as given to complete.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompletedPart {
@@ -232,4 +317,72 @@ pub struct DeleteFailure {
     pub key: String,
     pub code: String,
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(names: &[&str], token: Option<&str>) -> ListPage {
+        ListPage {
+            objects: names
+                .iter()
+                .filter(|n| !n.ends_with('/'))
+                .map(|n| ListEntry {
+                    key: n.to_string(),
+                    size: 0,
+                    etag: String::new(),
+                    last_modified: None,
+                })
+                .collect(),
+            prefixes: names
+                .iter()
+                .filter(|n| n.ends_with('/'))
+                .map(|n| n.to_string())
+                .collect(),
+            next_token: token.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_listing_that_advances_passes() {
+        let mut p = ListProgress::new("d/");
+        assert!(p.check(&page(&["d/a", "d/b/"], Some("t1"))).is_ok());
+        assert!(
+            p.check(&page(&[], Some("t2"))).is_ok(),
+            "one empty page is fine"
+        );
+        assert!(p.check(&page(&["d/c"], None)).is_ok());
+    }
+
+    #[test]
+    fn a_repeated_token_is_an_error_naming_it() {
+        let mut p = ListProgress::new("d/");
+        assert!(p.check(&page(&["d/a"], Some("again"))).is_ok());
+        let err = p
+            .check(&page(&["d/b"], Some("again")))
+            .expect_err("repeated token");
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Malformed(_)), "{text}");
+        assert!(
+            text.contains("\"again\"") && text.contains("\"d/\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_page_that_adds_nothing_is_an_error() {
+        let mut p = ListProgress::new("d/");
+        assert!(p.check(&page(&["d/a", "d/b"], Some("t1"))).is_ok());
+        // Fresh tokens, but the same names again.
+        let err = p
+            .check(&page(&["d/a", "d/b"], Some("t2")))
+            .expect_err("no progress");
+        assert!(err.to_string().contains("no name after \"d/b\""), "{err}");
+        let mut p = ListProgress::new("d/");
+        for i in 0..MAX_EMPTY_PAGES {
+            assert!(p.check(&page(&[], Some(&format!("e{i}")))).is_ok());
+        }
+        assert!(p.check(&page(&[], Some("one-too-many"))).is_err());
+    }
 }

@@ -89,6 +89,10 @@ pub fn store(
     let args = StoreArgs::from_request(req)?;
     let plan = Plan::from_args(&args).map_err(|e| ServeError::Usage(e.to_string()))?;
     let mut config = plan.client_config(&args);
+    // Bounds on lack of progress, not on total duration: a large part over
+    // a slow uplink takes as long as the link needs (store::transport).
+    config.send_idle_timeout = Duration::from_secs(30);
+    config.first_byte_timeout = Duration::from_secs(30);
     config.read_timeout = Duration::from_secs(30);
     config.retry = RetryConfig::default();
     if req.options.retry_forever {

@@ -14,6 +14,14 @@
 //! memory budget ([`crate::memory`]), shared with read-ahead and the block
 //! cache; so memory stays at `parallel_count * part_size`.
 //!
+//! Parts in flight adapt to the link ([`Lanes`]): an upload starts with
+//! `parallel_count` parts at a time and halves that (down to one) for the
+//! rest of the upload each time a part takes longer than [`SLOW_PART`].
+//! On a link that cannot carry `parallel_count` parts of this size in
+//! that time, parts in flight share it, so each crawls; fewer parts each
+//! finish sooner, hold memory for less time, and a broken connection
+//! costs less to send again.
+//!
 //! Imports: `memory` (the budget), `store` (the part primitives, the
 //! dialect's limits) and the sibling `error`.
 
@@ -21,9 +29,10 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::error::UploadError;
 use crate::memory::{MemoryBudget, Reservation};
@@ -100,6 +109,41 @@ pub fn max_file_size(config: &UploadConfig, provider: Provider) -> u64 {
         .saturating_mul(u64::from(provider.max_parts()))
 }
 
+/// A part slower than this halves the parts in flight of its upload.
+pub const SLOW_PART: Duration = Duration::from_secs(20);
+
+/// How many parts one upload keeps in flight; see the module docs.
+#[derive(Debug)]
+pub(super) struct Lanes {
+    limit: usize,
+}
+
+impl Lanes {
+    pub fn new(parallel_count: usize) -> Self {
+        Self {
+            limit: parallel_count.max(1),
+        }
+    }
+
+    /// Parts that may be in flight now.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A part of `key` took `took`: fewer parts from now on if it was slow.
+    pub fn part_took(&mut self, key: &str, took: Duration) {
+        if took > SLOW_PART && self.limit > 1 {
+            self.limit /= 2;
+            info!(
+                key,
+                seconds = took.as_secs(),
+                parts_in_flight = self.limit,
+                "a part was slow: fewer parts in flight for the rest of this upload"
+            );
+        }
+    }
+}
+
 /// Read `len` bytes at `offset` of `file` on the blocking pool.
 pub(super) async fn read_range(file: Arc<File>, offset: u64, len: u64) -> io::Result<Bytes> {
     tokio::task::spawn_blocking(move || {
@@ -129,21 +173,24 @@ pub(super) struct FilePart {
 }
 
 /// Read `part` from its file (once its buffer has room in `budget`) and
-/// upload it as a part of `upload_id`.
+/// upload it as a part of `upload_id`; also says how long the upload
+/// itself took (for [`Lanes`]).
 pub(super) async fn send_part(
     store: &dyn ObjectStore,
     key: &str,
     upload_id: &str,
     part: FilePart,
     budget: Option<&MemoryBudget>,
-) -> Result<CompletedPart, UploadError> {
+) -> Result<(CompletedPart, Duration), UploadError> {
     let _memory = reserve(budget, part.len).await;
     let body = read_range(part.file, part.offset, part.len).await?;
+    let started = Instant::now();
     let etag = store.upload_part(key, upload_id, part.number, body).await?;
-    Ok(CompletedPart {
+    let part = CompletedPart {
         part_number: part.number,
         etag,
-    })
+    };
+    Ok((part, started.elapsed()))
 }
 
 /// Abort the multipart upload `upload_id` of `key` after a failure. A
@@ -159,6 +206,20 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn slow_parts_halve_the_parts_in_flight_down_to_one() {
+        let mut lanes = Lanes::new(5);
+        lanes.part_took("k", SLOW_PART / 2);
+        assert_eq!(lanes.limit(), 5, "a part in time changes nothing");
+        lanes.part_took("k", SLOW_PART * 2);
+        assert_eq!(lanes.limit(), 2);
+        lanes.part_took("k", SLOW_PART * 2);
+        assert_eq!(lanes.limit(), 1);
+        lanes.part_took("k", SLOW_PART * 2);
+        assert_eq!(lanes.limit(), 1, "never below one");
+        assert_eq!(Lanes::new(0).limit(), 1);
+    }
 
     #[test]
     fn small_files_are_one_put() {

@@ -6,7 +6,8 @@
 //! plus the upload time. A [`StreamUpload`] overlaps the two: once the
 //! bytes written sequentially from offset 0 cover a whole part, that part
 //! is read back from the staging file and uploaded on a task of its own,
-//! `parallel_count` parts at a time (a writer that outruns the store waits
+//! `parallel_count` parts at a time, fewer once parts are slow (the sibling
+//! `part`'s `Lanes`; a writer that outruns the store waits
 //! for the oldest part: bounded memory, backpressure instead of a growing
 //! queue). Close then only uploads the last parts and completes.
 //!
@@ -42,13 +43,13 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::error::UploadError;
-use super::part::{FilePart, send_part};
+use super::part::{FilePart, Lanes, send_part};
 use crate::memory::MemoryBudget;
 use crate::metrics::UploadGuard;
 use crate::store::{CompletedPart, ObjectStore, PutOptions, PutResult};
 
 /// One part on its way.
-type PartTask = JoinHandle<Result<CompletedPart, UploadError>>;
+type PartTask = JoinHandle<Result<(CompletedPart, std::time::Duration), UploadError>>;
 
 /// A multipart upload fed while its file is written; see the module docs.
 pub struct StreamUpload {
@@ -59,7 +60,7 @@ pub struct StreamUpload {
     opts: PutOptions,
     mtime: SystemTime,
     part_size: u64,
-    parallel: usize,
+    lanes: Lanes,
     budget: MemoryBudget,
     /// Parts `1..=started` are uploaded or on their way.
     started: u32,
@@ -109,7 +110,7 @@ impl StreamUpload {
             opts: spec.opts,
             mtime: spec.mtime,
             part_size: spec.part_size.max(1),
-            parallel: spec.parallel.max(1),
+            lanes: Lanes::new(spec.parallel),
             budget,
             started: 0,
             in_flight: VecDeque::new(),
@@ -145,7 +146,7 @@ impl StreamUpload {
     }
 
     /// Start every whole part of `[frozen, written)`; waits for the oldest
-    /// part whenever `parallel` are in flight.
+    /// part whenever the upload's limit of parts is in flight.
     pub async fn advance(&mut self, file: &Arc<File>, written: u64) -> Result<(), UploadError> {
         while self.frozen() + self.part_size <= written {
             self.start_part(file, self.part_size).await?;
@@ -154,7 +155,7 @@ impl StreamUpload {
     }
 
     async fn start_part(&mut self, file: &Arc<File>, len: u64) -> Result<(), UploadError> {
-        while self.in_flight.len() >= self.parallel {
+        while self.in_flight.len() >= self.lanes.limit() {
             self.settle_oldest().await?;
         }
         let number = self.started + 1;
@@ -177,9 +178,10 @@ impl StreamUpload {
 
     async fn settle_oldest(&mut self) -> Result<(), UploadError> {
         if let Some(task) = self.in_flight.pop_front() {
-            let part = task
+            let (part, took) = task
                 .await
                 .map_err(|e| UploadError::Io(std::io::Error::other(e)))??;
+            self.lanes.part_took(&self.key, took);
             self.done.push(part);
         }
         Ok(())

@@ -10,8 +10,9 @@
 //!   which `multipart_size` bounds, after it got room in the memory budget);
 //! - from `multipart_size` up: a multipart upload with parts of
 //!   `multipart_size` (raised to the dialect's minimum part size), up to
-//!   `parallel_count` parts in flight, each read from the staging file when
-//!   its turn comes (`part::send_part`).
+//!   `parallel_count` parts in flight (fewer once parts are slow: the
+//!   sibling `part`'s `Lanes`), each read from the staging file when its
+//!   turn comes (`part::send_part`).
 //!
 //! Nothing partial ever becomes visible: a PUT is atomic, and a multipart
 //! upload is invisible until completed; when any part fails the upload is
@@ -29,12 +30,13 @@
 use std::fs::File;
 use std::sync::Arc;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tracing::debug;
 
 use super::error::UploadError;
 use super::part::{
-    FilePart, UploadConfig, UploadPlan, abort_failed, read_range, reserve, send_part,
+    FilePart, Lanes, UploadConfig, UploadPlan, abort_failed, read_range, reserve, send_part,
 };
 use crate::memory::MemoryBudget;
 use crate::store::{CompletedPart, ObjectStore, PutOptions, PutResult};
@@ -76,7 +78,8 @@ pub async fn upload_file(
     }
 }
 
-/// Upload every part, `parallel_count` at a time; returns them in order.
+/// Upload every part, up to `parallel_count` at a time (fewer once parts
+/// are slow); returns them in order.
 #[allow(clippy::too_many_arguments)]
 async fn upload_parts(
     store: &dyn ObjectStore,
@@ -89,20 +92,28 @@ async fn upload_parts(
     config: &UploadConfig,
     budget: Option<&MemoryBudget>,
 ) -> Result<Vec<CompletedPart>, UploadError> {
-    let mut done: Vec<CompletedPart> = futures::stream::iter(1..=parts)
-        .map(|number| {
-            let start = u64::from(number - 1) * part_size;
+    let mut lanes = Lanes::new(config.parallel_count);
+    let mut in_flight = FuturesUnordered::new();
+    let mut done: Vec<CompletedPart> = Vec::with_capacity(parts as usize);
+    let mut next = 1u32;
+    while next <= parts || !in_flight.is_empty() {
+        while next <= parts && in_flight.len() < lanes.limit() {
+            let start = u64::from(next - 1) * part_size;
             let part = FilePart {
                 file: file.clone(),
-                number,
+                number: next,
                 offset: start,
                 len: part_size.min(size - start),
             };
-            send_part(store, key, upload_id, part, budget)
-        })
-        .buffer_unordered(config.parallel_count.max(1))
-        .try_collect()
-        .await?;
+            in_flight.push(send_part(store, key, upload_id, part, budget));
+            next += 1;
+        }
+        if let Some(finished) = in_flight.next().await {
+            let (part, took) = finished?;
+            lanes.part_took(key, took);
+            done.push(part);
+        }
+    }
     done.sort_by_key(|p| p.part_number);
     Ok(done)
 }

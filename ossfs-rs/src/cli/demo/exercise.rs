@@ -21,8 +21,8 @@ use super::args::DemoArgs;
 use super::error::DemoError;
 use super::progress::report;
 use crate::store::{
-    ByteRange, CompletedPart, CopyOptions, ListRequest, MetadataDirective, ObjectStore, PutOptions,
-    StoreError,
+    ByteRange, CompletedPart, CopyOptions, ListProgress, ListRequest, MetadataDirective,
+    ObjectStore, PutOptions, StoreError,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -57,11 +57,13 @@ async fn list_all(
     };
     let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
     let mut token: Option<String> = None;
+    let mut progress = ListProgress::new(prefix);
     loop {
         let page = store
             .list_page(&req, token.as_deref())
             .await
             .map_err(store_err(step))?;
+        progress.check(&page).map_err(store_err(step))?;
         keys.extend(page.objects.into_iter().map(|o| o.key));
         prefixes.extend(page.prefixes);
         match page.next_token {

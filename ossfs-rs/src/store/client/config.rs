@@ -56,7 +56,11 @@ pub struct ClientConfig {
     /// Extra PEM CA bundle to trust.
     pub ca_bundle: Option<PathBuf>,
     pub connect_timeout: Duration,
-    /// Longest wait for any reply byte (headers or the next body chunk).
+    /// Longest time the server may accept no byte of a request body.
+    pub send_idle_timeout: Duration,
+    /// Longest wait for the reply head once the request body is sent.
+    pub first_byte_timeout: Duration,
+    /// Longest wait for each chunk of a reply body.
     pub read_timeout: Duration,
     pub retry: RetryConfig,
 }
@@ -73,6 +77,8 @@ impl ClientConfig {
             signature: SignatureVersion::default_for(provider),
             ca_bundle: None,
             connect_timeout: Duration::from_secs(10),
+            send_idle_timeout: Duration::from_secs(30),
+            first_byte_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(30),
             retry: RetryConfig::default(),
         }

@@ -110,6 +110,8 @@ impl RestClient {
         };
         let http = Transport::new(&TransportConfig {
             connect_timeout: config.connect_timeout,
+            send_idle_timeout: config.send_idle_timeout,
+            first_byte_timeout: config.first_byte_timeout,
             read_timeout: config.read_timeout,
             extra_roots_pem,
             user_agent: concat!("ossfs-rs/", env!("CARGO_PKG_VERSION")),

@@ -116,7 +116,10 @@ fn error_from_document(req: &HttpRequest, status: u16, body: &[u8], bucket: &str
 pub(super) fn transport_error(e: TransportError, endpoint: &str) -> StoreError {
     let endpoint = endpoint.to_string();
     match e {
-        TransportError::Timeout(d) => StoreError::Timeout(d),
+        TransportError::Timeout(d) | TransportError::SendStalled(d) => StoreError::Timeout(d),
+        TransportError::TooLarge(cap) => {
+            StoreError::Malformed(format!("a reply document larger than {cap} bytes"))
+        }
         TransportError::Tls(detail) => StoreError::Tls { endpoint, detail },
         TransportError::Connect(detail) => StoreError::Unreachable { endpoint, detail },
         TransportError::Broken(detail) => StoreError::Connection(detail),

@@ -15,12 +15,22 @@
 //! Connections go straight to the endpoint: `HTTP_PROXY`, `HTTPS_PROXY`
 //! and `ALL_PROXY` are not followed (a warning says so when one is set).
 //!
-//! Timeouts: connecting is bounded by `connect_timeout`; the reply head, and
-//! then each body chunk, by `read_timeout`. A request with a body counts the
-//! upload within the head's bound, as reqwest did.
+//! Timeouts are on lack of progress, never on total duration (the
+//! submodule `progress`): connecting is bounded by `connect_timeout`,
+//! sending the body by `send_idle_timeout` (no byte accepted for that
+//! long), the reply head by `first_byte_timeout` after the body is sent,
+//! and each chunk of the reply body by `read_timeout`. A large part over a
+//! slow uplink therefore takes as long as the link needs, and a peer that
+//! stops moving is noticed within one bound.
 //!
-//! Imports (besides its own submodules): `store::types` of the crate, besides
-//! std and external crates.
+//! A success body read whole ([`Response::bytes`]: listings, multipart
+//! documents) is capped at [`MAX_DOCUMENT`]; object data is streamed and
+//! not capped.
+//!
+//! Imports (besides its own submodules, `progress` for the bounds):
+//! `store::types` of the crate, besides std and external crates.
+
+mod progress;
 
 use std::future::Future;
 use std::io;
@@ -34,10 +44,10 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use http::{HeaderMap, HeaderValue, Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::connect::{Connected, Connection, capture_connection};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -46,11 +56,22 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-/// How a [`Transport`] connects and how long it waits.
+use progress::{Bounds, Progress, SendBody, SendQueue, Stall};
+
+/// Largest success body read whole into memory (listings of 1000 keys are
+/// a few hundred KiB; anything far larger is not a document we asked for).
+pub const MAX_DOCUMENT: usize = 64 * 1024 * 1024;
+
+/// How a [`Transport`] connects and how long it waits; every bound is on
+/// lack of progress (see the module docs).
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
     pub connect_timeout: Duration,
-    /// Longest wait for the reply head, then for each body chunk.
+    /// Longest time the peer may accept no byte of the request body.
+    pub send_idle_timeout: Duration,
+    /// Longest wait for the reply head once the body is sent.
+    pub first_byte_timeout: Duration,
+    /// Longest wait for each chunk of the reply body.
     pub read_timeout: Duration,
     /// Extra CA certificates (PEM) trusted besides the system's.
     pub extra_roots_pem: Option<Vec<u8>>,
@@ -65,6 +86,10 @@ pub struct TransportConfig {
 pub enum TransportError {
     #[error("no reply within {0:?}")]
     Timeout(Duration),
+    #[error("the server accepted no byte of the request body for {0:?}")]
+    SendStalled(Duration),
+    #[error("the reply body is larger than {0} bytes")]
+    TooLarge(usize),
     #[error("{0}")]
     Connect(String),
     #[error("{0}")]
@@ -113,16 +138,41 @@ impl Response {
         .boxed()
     }
 
-    /// The whole body (replies of a few KiB to a few MiB: listings, errors).
+    /// The whole body (replies of a few KiB to a few MiB: listings,
+    /// multipart documents), refused past [`MAX_DOCUMENT`] bytes.
     pub async fn bytes(self) -> Result<Bytes, TransportError> {
-        super::types::gather(self.into_stream(), 0).await
+        self.bytes_capped(MAX_DOCUMENT).await
+    }
+
+    /// The whole body, refused once it passes `cap` bytes.
+    pub async fn bytes_capped(self, cap: usize) -> Result<Bytes, TransportError> {
+        if let Some(len) = self
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            && len > cap as u64
+        {
+            return Err(TransportError::TooLarge(cap));
+        }
+        let mut seen = 0usize;
+        let capped = self.into_stream().map(move |chunk| {
+            let chunk = chunk?;
+            seen = seen.saturating_add(chunk.len());
+            if seen > cap {
+                return Err(TransportError::TooLarge(cap));
+            }
+            Ok(chunk)
+        });
+        super::types::gather(capped.boxed(), 0).await
     }
 }
 
 /// The pooled client. Cheap to clone.
 #[derive(Clone)]
 pub struct Transport {
-    client: Client<Connector, Full<Bytes>>,
+    client: Client<Connector, SendBody>,
+    bounds: Bounds,
     read_timeout: Duration,
     user_agent: HeaderValue,
 }
@@ -144,12 +194,18 @@ impl Transport {
             .build(connector);
         Ok(Self {
             client,
+            bounds: Bounds {
+                connect: config.connect_timeout,
+                send_idle: config.send_idle_timeout,
+                first_byte: config.first_byte_timeout,
+            },
             read_timeout: config.read_timeout,
             user_agent: HeaderValue::from_static(config.user_agent),
         })
     }
 
-    /// Send one request and wait for the reply head.
+    /// Send one request and wait for the reply head, failing only when a
+    /// phase makes no progress for its bound.
     pub async fn send(
         &self,
         method: Method,
@@ -170,13 +226,24 @@ impl Transport {
         {
             headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
-        let mut request = Request::new(Full::new(body));
+        let progress = Progress::new(self.bounds, body.len());
+        let mut request = Request::new(SendBody::new(body, progress.clone()));
         *request.method_mut() = method;
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
-        let reply = tokio::time::timeout(self.read_timeout, self.client.request(request))
+        let captured = capture_connection(&mut request);
+        let queue = || {
+            let meta = captured.connection_metadata();
+            let mut extras = http::Extensions::new();
+            meta.as_ref()?.get_extras(&mut extras);
+            extras.get::<SendQueue>().cloned()
+        };
+        let reply = progress::watch(self.client.request(request), &progress, queue)
             .await
-            .map_err(|_| TransportError::Timeout(self.read_timeout))?
+            .map_err(|stall| match stall {
+                Stall::Sending(d) => TransportError::SendStalled(d),
+                Stall::Waiting(d) => TransportError::Timeout(d),
+            })?
             .map_err(classify)?;
         let (parts, body) = reply.into_parts();
         Ok(Response {
@@ -364,7 +431,11 @@ enum Conn {
 
 impl Connection for Conn {
     fn connected(&self) -> Connected {
-        Connected::new()
+        let tcp = match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => s.get_ref().0,
+        };
+        Connected::new().extra(tcp.queue.clone())
     }
 }
 
@@ -433,11 +504,24 @@ impl AsyncWrite for Conn {
 struct QuickAck {
     tcp: TcpStream,
     wrote: bool,
+    /// Its send queue, for the progress watchdog.
+    queue: SendQueue,
+}
+
+impl Drop for QuickAck {
+    fn drop(&mut self) {
+        self.queue.close();
+    }
 }
 
 impl QuickAck {
     fn new(tcp: TcpStream) -> Self {
-        Self { tcp, wrote: false }
+        let queue = SendQueue::new(tcp.as_raw_fd());
+        Self {
+            tcp,
+            wrote: false,
+            queue,
+        }
     }
 
     fn ack_quickly(&mut self) {

@@ -16,6 +16,8 @@ use super::{Transport, TransportConfig, TransportError};
 fn config(extra_roots_pem: Option<Vec<u8>>) -> TransportConfig {
     TransportConfig {
         connect_timeout: Duration::from_secs(5),
+        send_idle_timeout: Duration::from_millis(500),
+        first_byte_timeout: Duration::from_millis(500),
         read_timeout: Duration::from_millis(500),
         extra_roots_pem,
         user_agent: "ossfs-rs-test",
@@ -117,6 +119,10 @@ async fn tls_server() -> (String, Vec<u8>) {
 }
 
 async fn get(t: &Transport, url: &str) -> Result<Bytes, TransportError> {
+    get_capped(t, url, super::MAX_DOCUMENT).await
+}
+
+async fn get_capped(t: &Transport, url: &str, cap: usize) -> Result<Bytes, TransportError> {
     let reply = t
         .send(
             Method::GET,
@@ -126,7 +132,7 @@ async fn get(t: &Transport, url: &str) -> Result<Bytes, TransportError> {
         )
         .await?;
     assert_eq!(reply.status, 200);
-    reply.bytes().await
+    reply.bytes_capped(cap).await
 }
 
 #[tokio::test]
@@ -207,4 +213,145 @@ fn a_bundle_without_certificates_is_refused() {
         .err()
         .expect("refused");
     assert!(err.to_string().contains("certificate"), "{err}");
+}
+
+/// A server that reads each request's body `piece` bytes at a time, then
+/// waits `pause` (or, with `stop_after`, stops reading for good once it has
+/// read that many body bytes), and answers 200 once the whole body is in.
+/// Its receive buffer is small, so the client feels the pace at once.
+async fn pacing_server(piece: usize, pause: Duration, stop_after: Option<usize>) -> String {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(16 * 1024).expect("rcvbuf");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let listener = socket.listen(8).expect("listen");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let len: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let mut buf = vec![0u8; piece];
+                let mut got = 0;
+                while got < len {
+                    if stop_after.is_some_and(|s| got >= s) {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    match stream.read(&mut buf[..piece.min(len - got)]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got += n,
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+                if stop_after.is_some_and(|s| got >= s) {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{got}",
+                    got.to_string().len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+async fn put(t: &Transport, url: &str, len: usize) -> Result<Bytes, TransportError> {
+    let reply = t
+        .send(
+            Method::PUT,
+            &format!("{url}/k"),
+            HeaderMap::new(),
+            Bytes::from(vec![5u8; len]),
+        )
+        .await?;
+    assert_eq!(reply.status, 200);
+    reply.bytes().await
+}
+
+#[tokio::test]
+async fn a_server_that_accepts_slowly_but_steadily_does_not_time_out() {
+    // 4 MiB at 16 KiB per 10 ms, about 2.6 s: five times the 500 ms
+    // bounds, which a bound on the whole exchange would break.
+    let url = pacing_server(16 * 1024, Duration::from_millis(10), None).await;
+    let mut c = config(None);
+    c.first_byte_timeout = Duration::from_secs(2);
+    let t = Transport::new(&c).expect("transport");
+    let len = 4 * 1024 * 1024;
+    let started = std::time::Instant::now();
+    let got = put(&t, &url, len).await.expect("a slow upload completes");
+    assert_eq!(got, len.to_string());
+    assert!(
+        started.elapsed() > c.send_idle_timeout * 2,
+        "the upload was not slow: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_stops_accepting_body_bytes_times_out() {
+    let url = pacing_server(16 * 1024, Duration::ZERO, Some(256 * 1024)).await;
+    let t = Transport::new(&config(None)).expect("transport");
+    let got = tokio::time::timeout(Duration::from_secs(60), put(&t, &url, 32 * 1024 * 1024))
+        .await
+        .expect("the request ends by itself");
+    assert!(
+        matches!(got, Err(TransportError::SendStalled(_))),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_after_the_body_times_out() {
+    // Reads the whole (small) body, then stops: no reply head comes.
+    let url = pacing_server(16 * 1024, Duration::ZERO, Some(1024)).await;
+    let t = Transport::new(&config(None)).expect("transport");
+    let got = tokio::time::timeout(Duration::from_secs(60), put(&t, &url, 1024))
+        .await
+        .expect("the request ends by itself");
+    assert!(matches!(got, Err(TransportError::Timeout(_))), "{got:?}");
+}
+
+#[tokio::test]
+async fn a_success_body_past_the_cap_is_refused() {
+    let body: &'static [u8] = &[7u8; 4096];
+    let (url, _) = plain_server(Reply::Body(body)).await;
+    let t = Transport::new(&config(None)).expect("transport");
+    assert!(matches!(
+        get_capped(&t, &url, 1000).await,
+        Err(TransportError::TooLarge(1000))
+    ));
+}
+
+#[tokio::test]
+async fn a_get_whose_head_never_comes_times_out_after_the_first_byte_bound() {
+    // Reads the request, never answers. The connect credit (twice the
+    // 5 s connect timeout) ends once the request has its connection, so
+    // the 500 ms bound applies, not 10 s.
+    let url = pacing_server(16 * 1024, Duration::ZERO, Some(0)).await;
+    let t = Transport::new(&config(None)).expect("transport");
+    let started = std::time::Instant::now();
+    let got = tokio::time::timeout(Duration::from_secs(60), get(&t, &url))
+        .await
+        .expect("the request ends by itself");
+    assert!(matches!(got, Err(TransportError::Timeout(_))), "{got:?}");
+    assert!(
+        started.elapsed() < config(None).connect_timeout,
+        "still under the connect credit: {:?}",
+        started.elapsed()
+    );
 }
