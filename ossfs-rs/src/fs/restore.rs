@@ -91,8 +91,8 @@ impl Fs {
                 Err(StoreError::NotFound { .. }) => NodeInfo::listed_file(0, "", None),
                 Err(e) => return Err(FsError::store(format!("head {key}"), e)),
             };
-            let current = base.etag.clone();
-            let staging = match Staging::adopt(&staged, ino, base, &current) {
+            let current_info = base.clone();
+            let staging = match Staging::adopt(&staged, ino, base, &current_info.etag) {
                 Ok(s) => Arc::new(s),
                 Err(e) => {
                     warn!(ino, path = %path.display(), error = %e, "cannot adopt a staging file");
@@ -102,6 +102,7 @@ impl Fs {
             if let Some(j) = &self.journal {
                 staging.set_journal(j.clone());
             }
+            self.settle_adopted(&key, &staging, &current_info).await;
             info!(
                 ino,
                 key,

@@ -156,3 +156,26 @@ async fn a_copy_the_old_worker_uploaded_without_journaling_it_is_clean() {
         Some(&b"uploaded, not journaled"[..])
     );
 }
+
+#[tokio::test]
+async fn a_lost_journal_line_of_an_own_upload_survives_a_resent_write() {
+    let env = Env::new().await;
+    let sink = Arc::new(Collect::default());
+    let old = worker(&env, sink.clone(), Restored::default(), Arc::default()).await;
+    let (ino, fh) = writer(&old, "f", b"one\n").await;
+    // The upload reached the store; the kill cut off its journal line.
+    env.put("f", b"one\n", &[]).await;
+    std::mem::forget(old);
+    let puts = Arc::new(Puts::default());
+    let new = worker(&env, Arc::default(), restored(&sink), puts.clone()).await;
+    // The kernel resends a write the old worker never got to: it grows
+    // the copy before any flush compares it with the object.
+    new.write_attempt(ino, fh, 4, Bytes::from_static(b"two\n"), Attempt::Resent)
+        .await
+        .unwrap_or_else(|e| panic!("resent write: {e}"));
+    new.release(ino, fh)
+        .await
+        .unwrap_or_else(|e| panic!("release: {e}"));
+    assert_eq!(env.get("f").await.as_deref(), Some(&b"one\ntwo\n"[..]));
+    assert_eq!(puts.0.load(Ordering::SeqCst), 1);
+}
