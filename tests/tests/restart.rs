@@ -1274,34 +1274,15 @@ echo "$i""#;
         .unwrap_or_else(|e| panic!("spawn sh: {e}"))
 }
 
-/// The object `key`, whole.
-fn object_bytes(bucket: &Bucket, key: &str) -> Vec<u8> {
-    use futures::StreamExt;
-    bucket.block_on(async {
-        let obj = bucket
-            .store()
-            .get(key, None)
-            .await
-            .unwrap_or_else(|e| panic!("get {key}: {e}"));
-        let mut body = obj.body;
-        let mut out = Vec::new();
-        while let Some(chunk) = body.next().await {
-            out.extend_from_slice(&chunk.unwrap_or_else(|e| panic!("read {key}: {e}")));
-        }
-        out
-    })
-}
-
 /// Every record of `written` (records per writer) exactly once in
 /// `object`, and nothing else; the problems found otherwise.
-fn record_problems(object: &[u8], written: &[usize]) -> Vec<String> {
+fn record_problems(object: &str, written: &[usize]) -> Vec<String> {
     let mut seen = std::collections::BTreeMap::<(usize, usize), usize>::new();
     let mut problems = Vec::new();
-    if !object.ends_with(b"\n") && !object.is_empty() {
+    if !object.ends_with('\n') && !object.is_empty() {
         problems.push("the object does not end with a whole record".to_string());
     }
-    for line in object.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let text = String::from_utf8_lossy(line);
+    for text in object.lines().filter(|l| !l.is_empty()) {
         let parsed = text
             .strip_prefix('w')
             .and_then(|t| t.split_once('-'))
@@ -1342,10 +1323,23 @@ fn record_problems(object: &[u8], written: &[usize]) -> Vec<String> {
 /// apart, for several rounds (a race, so run many times).
 #[test]
 fn appends_under_worker_kills_are_neither_duplicated_nor_lost() {
-    let m = Mount::new("restart-append");
-    let bucket = Bucket::garage();
     let rounds = env_usize("RESTART_APPEND_ROUNDS", 8);
-    let kills_per_round = env_usize("RESTART_APPEND_KILLS", 8);
+    appends_under_restarts("restart-append", Restart::Kill, rounds, 8);
+}
+
+/// The same through live upgrades: the drained worker's refused writes
+/// go to the next one.
+#[test]
+fn appends_under_upgrades_are_neither_duplicated_nor_lost() {
+    appends_under_restarts("restart-append-upgrade", Restart::Upgrade, 2, 3);
+}
+
+/// Three appenders to a new file per round, `per_round` restarts 0.5 s
+/// apart while they write; then every record they wrote must be in the
+/// object exactly once.
+fn appends_under_restarts(name: &str, how: Restart, rounds: usize, per_round: usize) {
+    let m = Mount::new(name);
+    let bucket = Bucket::garage();
     let local = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let mut times = Vec::new();
     let mut failures = Vec::new();
@@ -1354,9 +1348,12 @@ fn appends_under_worker_kills_are_neither_duplicated_nor_lost() {
         let file = m.join(&name);
         let stop = local.path().join(format!("stop-{round}"));
         let writers: Vec<_> = (1..=3).map(|w| appender(&file, &stop, w)).collect();
-        for _ in 0..kills_per_round {
+        for _ in 0..per_round {
             std::thread::sleep(Duration::from_millis(500));
-            times.push(kill_worker(&m));
+            match how {
+                Restart::Kill => times.push(kill_worker(&m)),
+                Restart::Upgrade => restart(&m, how),
+            }
         }
         std::thread::sleep(Duration::from_millis(300));
         File::create(&stop).unwrap_or_else(|e| panic!("create {}: {e}", stop.display()));
@@ -1376,10 +1373,11 @@ fn appends_under_worker_kills_are_neither_duplicated_nor_lost() {
             );
             written.push(count);
         }
-        let object = object_bytes(&bucket, &format!("{}{name}", m.prefix()));
+        let key = format!("{}{name}", m.prefix());
+        let object = object(&bucket, &key).unwrap_or_else(|| panic!("no object {key}"));
         let problems = record_problems(&object, &written);
         eprintln!(
-            "append round {round}: {written:?} records, {} bytes, {} problems",
+            "append round {round} ({how:?}): {written:?} records, {} bytes, {} problems",
             object.len(),
             problems.len()
         );

@@ -676,22 +676,20 @@ async fn attempt(
         .unwrap_or_else(|e| panic!("write {data:?} at {offset} ({a:?}): {e}"))
 }
 
+/// Release `fh` of `ino` ("log"); the object must then hold `want`.
+async fn closed_as(env: &Env, ino: u64, fh: u64, want: &[u8]) {
+    env.fs
+        .release(ino, fh)
+        .await
+        .unwrap_or_else(|e| panic!("release: {e}"));
+    assert_eq!(env.get("log").await.as_deref(), Some(want));
+}
+
 #[tokio::test]
 async fn a_resent_append_already_applied_is_not_applied_again() {
     let env = Env::new().await;
     env.put("log", b"", &[]).await;
-    let ino = env
-        .lookup_path("log")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .attr
-        .ino
-        .0;
-    let fh = env
-        .fs
-        .open(ino, libc::O_WRONLY | libc::O_APPEND)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (ino, fh) = env.open_path("log", libc::O_WRONLY | libc::O_APPEND).await;
     // Applied, its answer lost to a kill; then resent with the same
     // arguments (the kernel's offset is the size it was first sent at).
     assert_eq!(
@@ -724,31 +722,13 @@ async fn a_resent_append_already_applied_is_not_applied_again() {
         attempt(&env, ino, fh, 24, b"rec-3\n", Attempt::Resent).await,
         6
     );
-    env.fs
-        .release(ino, fh)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        env.get("log").await.as_deref(),
-        Some(&b"rec-1\nrec-2\nrec-2\nrec-3\nrec-3\n"[..])
-    );
+    closed_as(&env, ino, fh, b"rec-1\nrec-2\nrec-2\nrec-3\nrec-3\n").await;
     // Writes at an offset are the same first or resent.
-    let fh = env
-        .fs
-        .open(ino, libc::O_WRONLY)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (ino, fh) = env.open_path("log", libc::O_WRONLY).await;
     attempt(&env, ino, fh, 0, b"REC", Attempt::First).await;
     attempt(&env, ino, fh, 0, b"REC", Attempt::Resent).await;
     attempt(&env, ino, fh, 30, b"!", Attempt::Resent).await;
-    env.fs
-        .release(ino, fh)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        env.get("log").await.as_deref(),
-        Some(&b"REC-1\nrec-2\nrec-2\nrec-3\nrec-3\n!"[..])
-    );
+    closed_as(&env, ino, fh, b"REC-1\nrec-2\nrec-2\nrec-3\nrec-3\n!").await;
 }
 
 #[tokio::test]
