@@ -97,7 +97,7 @@ impl Fs {
         let offset = match (append, attempt) {
             (false, _) => offset,
             (true, Attempt::First) => st.size(),
-            (true, Attempt::Resent) => match Self::applied_before(&st, offset, &data).await? {
+            (true, Attempt::Resent) => match Self::applied_before(&st, offset, &data, len).await? {
                 Applied::Whole => {
                     debug!(
                         ino,
@@ -123,14 +123,17 @@ impl Fs {
 
     /// How much of a resent append of `data`, first sent at `offset`, the
     /// staging file already holds: all of it, a beginning that ends the
-    /// file (a write cut by the kill), or nothing.
-    async fn applied_before(st: &Staging, offset: u64, data: &Bytes) -> Result<Applied, FsError> {
+    /// file (a write cut by the kill), or nothing. `len` is `data`'s length.
+    async fn applied_before(
+        st: &Staging,
+        offset: u64,
+        data: &Bytes,
+        len: u32,
+    ) -> Result<Applied, FsError> {
         let size = st.size();
         if data.is_empty() || offset >= size {
             return Ok(Applied::Nothing);
         }
-        let len = u32::try_from(data.len())
-            .map_err(|_| FsError::Invalid(format!("write of {} bytes", data.len())))?;
         let held = st.read(offset, len).await?;
         if held.len() == data.len() && held == *data {
             return Ok(Applied::Whole);
