@@ -26,7 +26,7 @@
 //! [`decide`] is the rule as a pure function (unit-tested here);
 //! [`Fs::adopted_may_upload`] applies it with a HEAD of the object.
 //!
-//! Imports: `fs::{error, staging}` and the shared state of `fs/mod.rs`;
+//! Imports: `fs::{error, meta, staging}` and the shared state of `fs/mod.rs`;
 //! `store`.
 
 use futures::StreamExt;
@@ -34,6 +34,7 @@ use tracing::{info, warn};
 
 use super::Fs;
 use super::error::FsError;
+use super::meta::NodeInfo;
 use super::staging::{Staging, StagingState};
 use crate::store::StoreError;
 
@@ -147,6 +148,41 @@ impl Fs {
             key,
             staging: st.path().display().to_string(),
         })
+    }
+
+    /// At adoption, before any request is served: a dirty copy whose object
+    /// is no longer the version the journal names but holds exactly the
+    /// copy's bytes is the dead worker's own upload whose journal line the
+    /// kill cut off, and the copy is clean (as that version). Settled here
+    /// and not only at the upload: a write the kernel resends to the new
+    /// worker grows the copy first, and the bytes would no longer match.
+    /// A failed comparison is logged and left to the upload's check.
+    pub(super) async fn settle_adopted(&self, key: &str, st: &Staging, current: &NodeInfo) {
+        let mut state = st.lock().await;
+        let facts = UploadFacts {
+            unlinked: state.unlinked,
+            dirty: state.dirty,
+            adopted_dirty: state.adopted_dirty,
+            etag: &state.etag,
+        };
+        let moved = !current.etag.is_empty() && current.etag != state.etag;
+        if !facts.needs_current() || !moved || current.size != st.size() {
+            return;
+        }
+        match self.holds_copy(key, st).await {
+            Ok(true) => {
+                info!(
+                    key,
+                    etag = current.etag,
+                    "the object already holds an adopted copy (uploaded before the restart)"
+                );
+                st.mark_uploaded(&mut state, &current.etag);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                warn!(key, error = %e, "cannot compare an adopted copy with its object; its upload decides")
+            }
+        }
     }
 
     /// Whether the object at `key` holds exactly the bytes of `st`.

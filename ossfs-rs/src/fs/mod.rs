@@ -91,6 +91,7 @@ pub use errno::ToErrno;
 pub use error::FsError;
 pub use meta::Kind;
 pub use readdir::{DirPlusSink, DirSink};
+pub use write::Attempt;
 
 use cache::{Cached, StatCache};
 use dir::WarnOnce;

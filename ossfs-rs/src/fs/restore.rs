@@ -104,19 +104,21 @@ impl Fs {
                     continue;
                 }
             };
-            let current = base.etag.clone();
-            let staging = match Staging::adopt(&self.staging_dir, &staged, ino, base, &current) {
-                Ok(s) => Arc::new(s),
-                Err(e) => {
-                    error!(ino, path = %path.display(), error = %e,
+            let current_info = base.clone();
+            let staging =
+                match Staging::adopt(&self.staging_dir, &staged, ino, base, &current_info.etag) {
+                    Ok(s) => Arc::new(s),
+                    Err(e) => {
+                        error!(ino, path = %path.display(), error = %e,
                         "cannot adopt a staging file; its writers' handles answer EIO");
-                    self.lose_writers(ino, path, &handles);
-                    continue;
-                }
-            };
+                        self.lose_writers(ino, path, &handles);
+                        continue;
+                    }
+                };
             if let Some(j) = &self.journal {
                 staging.set_journal(j.clone());
             }
+            self.settle_adopted(&key, &staging, &current_info).await;
             info!(
                 ino,
                 key,

@@ -663,6 +663,76 @@ async fn random_writes_append_and_trunc_on_existing_objects() {
     );
 }
 
+/// Write `data` through `fh` as the given attempt; the count answered.
+async fn attempt(
+    env: &Env,
+    ino: u64,
+    fh: u64,
+    offset: u64,
+    data: &'static [u8],
+    a: Attempt,
+) -> u32 {
+    env.fs
+        .write_attempt(ino, fh, offset, Bytes::from_static(data), a)
+        .await
+        .unwrap_or_else(|e| panic!("write {data:?} at {offset} ({a:?}): {e}"))
+}
+
+/// Release `fh` of `ino` ("log"); the object must then hold `want`.
+async fn closed_as(env: &Env, ino: u64, fh: u64, want: &[u8]) {
+    env.fs
+        .release(ino, fh)
+        .await
+        .unwrap_or_else(|e| panic!("release: {e}"));
+    assert_eq!(env.get("log").await.as_deref(), Some(want));
+}
+
+#[tokio::test]
+async fn a_resent_append_already_applied_is_not_applied_again() {
+    let env = Env::new().await;
+    env.put("log", b"", &[]).await;
+    let (ino, fh) = env.open_path("log", libc::O_WRONLY | libc::O_APPEND).await;
+    // Applied, its answer lost to a kill; then resent with the same
+    // arguments (the kernel's offset is the size it was first sent at).
+    assert_eq!(
+        attempt(&env, ino, fh, 0, b"rec-1\n", Attempt::First).await,
+        6
+    );
+    assert_eq!(
+        attempt(&env, ino, fh, 0, b"rec-1\n", Attempt::Resent).await,
+        6
+    );
+    // Resent but never applied: applied now.
+    assert_eq!(
+        attempt(&env, ino, fh, 6, b"rec-2\n", Attempt::Resent).await,
+        6
+    );
+    // Not resent: the same bytes again are a second record.
+    assert_eq!(
+        attempt(&env, ino, fh, 12, b"rec-2\n", Attempt::First).await,
+        6
+    );
+    // A resent append the kill cut in the middle is completed in place.
+    attempt(&env, ino, fh, 18, b"rec-", Attempt::First).await;
+    assert_eq!(
+        attempt(&env, ino, fh, 18, b"rec-3\n", Attempt::Resent).await,
+        6
+    );
+    // Resent, the same bytes as the last record but at the size it was
+    // sent at, which holds nothing yet: applied.
+    assert_eq!(
+        attempt(&env, ino, fh, 24, b"rec-3\n", Attempt::Resent).await,
+        6
+    );
+    closed_as(&env, ino, fh, b"rec-1\nrec-2\nrec-2\nrec-3\nrec-3\n").await;
+    // Writes at an offset are the same first or resent.
+    let (ino, fh) = env.open_path("log", libc::O_WRONLY).await;
+    attempt(&env, ino, fh, 0, b"REC", Attempt::First).await;
+    attempt(&env, ino, fh, 0, b"REC", Attempt::Resent).await;
+    attempt(&env, ino, fh, 30, b"!", Attempt::Resent).await;
+    closed_as(&env, ino, fh, b"REC-1\nrec-2\nrec-2\nrec-3\nrec-3\n!").await;
+}
+
 #[tokio::test]
 async fn handles_of_one_inode_share_the_staging_file() {
     let env = Env::new().await;

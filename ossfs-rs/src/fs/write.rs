@@ -12,6 +12,10 @@
 //! A truncate without an open writer stages privately, uploads and drops
 //! the copy.
 //!
+//! A write the kernel resent to a restarted worker is served again, except
+//! an append the dead worker had already applied (see
+//! [`Fs::write_attempt`]).
+//!
 //! A staging file a restarted worker adopted with a dead worker's writes
 //! is uploaded only as `adoption.rs` decides (never over another client's
 //! newer version).
@@ -34,9 +38,48 @@ use crate::store::{PutOptions, PutResult};
 use crate::upload::stream::{StreamSpec, StreamUpload};
 use crate::upload::upload_file;
 
+/// Whether a write request is its first attempt or one the kernel resent
+/// to a new worker (FUSE_NOTIFY_RESEND) because the old one died before
+/// answering it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Sent once so far.
+    First,
+    /// Resent: a dead worker may have applied it already.
+    Resent,
+}
+
+/// What a dead worker applied of a resent append.
+enum Applied {
+    Whole,
+    Prefix,
+    Nothing,
+}
+
 impl Fs {
-    /// Write `data` at `offset` (at the end for O_APPEND handles).
+    /// Write `data` at `offset` (at the end for O_APPEND handles), a
+    /// request's first attempt.
     pub async fn write(&self, ino: u64, fh: u64, offset: u64, data: Bytes) -> Result<u32, FsError> {
+        self.write_attempt(ino, fh, offset, data, Attempt::First)
+            .await
+    }
+
+    /// [`Fs::write`] for a request that may be a resent one (`attempt`).
+    /// A write at an offset is the same whether it ran before or not; an
+    /// append that a dead worker already applied must not be applied
+    /// again: a resent append finds its bytes at the kernel's `offset`
+    /// (the file size when it was first sent: the kernel serialises the
+    /// writes of an inode and resends the same arguments) and is answered
+    /// without writing them again. One the dead worker applied in part
+    /// is completed in place.
+    pub async fn write_attempt(
+        &self,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        data: Bytes,
+        attempt: Attempt,
+    ) -> Result<u32, FsError> {
         self.check_writable()?;
         let h = self.handle(fh)?;
         let append = match h.kind {
@@ -52,7 +95,21 @@ impl Fs {
             .map_err(|_| FsError::Invalid(format!("write of {} bytes", data.len())))?;
         let mut state = st.lock().await;
         self.ensure_loaded(ino, &st, &mut state).await?;
-        let offset = if append { st.size() } else { offset };
+        let offset = match (append, attempt) {
+            (false, _) => offset,
+            (true, Attempt::First) => st.size(),
+            (true, Attempt::Resent) => match Self::applied_before(&st, offset, &data, len).await? {
+                Applied::Whole => {
+                    debug!(
+                        ino,
+                        offset, len, "a resent append was applied before the restart"
+                    );
+                    return Ok(len);
+                }
+                Applied::Prefix => offset,
+                Applied::Nothing => st.size(),
+            },
+        };
         let end = offset.saturating_add(u64::from(len));
         if end > self.max_file_size {
             return Err(FsError::TooLarge {
@@ -63,6 +120,30 @@ impl Fs {
         st.write(&mut state, offset, data).await?;
         self.stream_ahead(ino, &st, &mut state).await;
         Ok(len)
+    }
+
+    /// How much of a resent append of `data`, first sent at `offset`, the
+    /// staging file already holds: all of it, a beginning that ends the
+    /// file (a write cut by the kill), or nothing. `len` is `data`'s length.
+    async fn applied_before(
+        st: &Staging,
+        offset: u64,
+        data: &Bytes,
+        len: u32,
+    ) -> Result<Applied, FsError> {
+        let size = st.size();
+        if data.is_empty() || offset >= size {
+            return Ok(Applied::Nothing);
+        }
+        let held = st.read(offset, len).await?;
+        if held.len() == data.len() && held == *data {
+            return Ok(Applied::Whole);
+        }
+        let ends_file = offset.saturating_add(held.len() as u64) == size;
+        if !held.is_empty() && ends_file && data.starts_with(&held) {
+            return Ok(Applied::Prefix);
+        }
+        Ok(Applied::Nothing)
     }
 
     /// Send the parts a sequential writer has written past, creating the

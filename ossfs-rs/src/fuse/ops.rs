@@ -6,9 +6,10 @@
 //! `FuseFs::spawn` (which runs, times and counts it); the block calls
 //! `Fs`'s method and replies through `super::reply`, returning how it
 //! replied. Resent requests that change the namespace go through
-//! `super::once`. No method holds logic of its own.
+//! `super::once`; a resent write tells `Fs` so (an append must not be
+//! applied twice). No method holds logic of its own.
 //!
-//! Imports: `super` (`FuseFs`, `MAX_WRITE`), `super::{reply, once}`,
+//! Imports: `super` (`FuseFs`, `MAX_WRITE`), `super::{reply, once, ledger}`,
 //! `crate::fs` (argument types), `crate::metrics::{FuseOp, Replied}`.
 
 use std::ffi::{OsStr, OsString};
@@ -24,12 +25,13 @@ use fuser::{
 };
 use tracing::{debug, debug_span, warn};
 
+use super::ledger::is_resent;
 use super::once::{created_once, done_once, entry_once};
 use super::reply::{
     DirPlusReply, DirReply, answer, answer_bytes, reply_attr, reply_empty, reply_entry, reply_xattr,
 };
 use super::{FuseFs, MAX_WRITE};
-use crate::fs::{Caller, SetAttr};
+use crate::fs::{Attempt, Caller, SetAttr};
 use crate::metrics::{FuseOp, Replied};
 
 fn caller(req: &Request) -> Caller {
@@ -294,9 +296,14 @@ impl fuser::Filesystem for FuseFs {
         reply: ReplyWrite,
     ) {
         let data = Bytes::copy_from_slice(data);
+        let attempt = if is_resent(req.unique().0) {
+            Attempt::Resent
+        } else {
+            Attempt::First
+        };
         let span = debug_span!("write", ino = ino.0, fh = fh.0, offset, len = data.len());
         self.spawn(FuseOp::Write, req, span, move |fs, _ledger| async move {
-            let result = fs.write(ino.0, fh.0, offset, data).await;
+            let result = fs.write_attempt(ino.0, fh.0, offset, data, attempt).await;
             answer_bytes(result, reply, |reply, n| {
                 reply.written(n);
                 u64::from(n)

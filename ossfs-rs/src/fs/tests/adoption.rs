@@ -141,17 +141,24 @@ async fn an_adopted_copy_uploads_only_what_the_old_worker_had_not() {
     assert_eq!(kept.as_deref(), Some(&b"unsent"[..]), "the writes are kept");
 }
 
+/// A writer of `f` that wrote `data`, whose upload reached the store but
+/// whose journal line the kill cut off, taken over by a next worker:
+/// (next worker, its uploads, ino, fh).
+async fn unjournaled_upload(env: &Env, data: &[u8]) -> (Fs, Arc<Puts>, u64, u64) {
+    let sink = Arc::new(Collect::default());
+    let old = worker(env, sink.clone(), Restored::default(), Arc::default()).await;
+    let (ino, fh) = writer(&old, "f", data).await;
+    env.put("f", data, &[]).await;
+    std::mem::forget(old);
+    let puts = Arc::new(Puts::default());
+    let new = worker(env, Arc::default(), restored(&sink), puts.clone()).await;
+    (new, puts, ino, fh)
+}
+
 #[tokio::test]
 async fn a_copy_the_old_worker_uploaded_without_journaling_it_is_clean() {
     let env = Env::new().await;
-    let sink = Arc::new(Collect::default());
-    let old = worker(&env, sink.clone(), Restored::default(), Arc::default()).await;
-    let (ino, fh) = writer(&old, "f", b"uploaded, not journaled").await;
-    // The upload reached the store; the kill cut off its journal line.
-    env.put("f", b"uploaded, not journaled", &[]).await;
-    std::mem::forget(old);
-    let puts = Arc::new(Puts::default());
-    let new = worker(&env, Arc::default(), restored(&sink), puts.clone()).await;
+    let (new, puts, ino, fh) = unjournaled_upload(&env, b"uploaded, not journaled").await;
     new.flush(ino, fh)
         .await
         .unwrap_or_else(|e| panic!("flush: {e}"));
@@ -202,4 +209,20 @@ async fn a_writer_whose_head_is_refused_at_restart_gets_eio_and_the_rest_is_rest
     // Other files are served as usual.
     env.write_file("other", b"fine", 0o644).await;
     assert_eq!(env.get("other").await.as_deref(), Some(&b"fine"[..]));
+}
+
+#[tokio::test]
+async fn a_lost_journal_line_of_an_own_upload_survives_a_resent_write() {
+    let env = Env::new().await;
+    let (new, puts, ino, fh) = unjournaled_upload(&env, b"one\n").await;
+    // The kernel resends a write the old worker never got to: it grows
+    // the copy before any flush compares it with the object.
+    new.write_attempt(ino, fh, 4, Bytes::from_static(b"two\n"), Attempt::Resent)
+        .await
+        .unwrap_or_else(|e| panic!("resent write: {e}"));
+    new.release(ino, fh)
+        .await
+        .unwrap_or_else(|e| panic!("release: {e}"));
+    assert_eq!(env.get("f").await.as_deref(), Some(&b"one\ntwo\n"[..]));
+    assert_eq!(puts.0.load(Ordering::SeqCst), 1);
 }

@@ -159,6 +159,27 @@ impl Env {
         Ok(entry)
     }
 
+    /// The node id of `path`, which must exist.
+    pub async fn ino_of(&self, path: &str) -> u64 {
+        self.lookup_path(path)
+            .await
+            .unwrap_or_else(|e| panic!("lookup {path}: {e}"))
+            .attr
+            .ino
+            .0
+    }
+
+    /// Look `path` up and open it with `flags`: (ino, fh).
+    pub async fn open_path(&self, path: &str, flags: i32) -> (u64, u64) {
+        let ino = self.ino_of(path).await;
+        let fh = self
+            .fs
+            .open(ino, flags)
+            .await
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+        (ino, fh)
+    }
+
     fn split(path: &str) -> (&str, &str) {
         match path.rsplit_once('/') {
             Some((dir, name)) => (dir, name),
@@ -169,13 +190,7 @@ impl Env {
     /// create + write + flush + release; returns the node id.
     pub async fn write_file(&self, path: &str, data: &[u8], mode: u32) -> u64 {
         let (dir, name) = Self::split(path);
-        let parent = self
-            .lookup_path(dir)
-            .await
-            .unwrap_or_else(|e| panic!("lookup {dir}: {e}"))
-            .attr
-            .ino
-            .0;
+        let parent = self.ino_of(dir).await;
         let c = self
             .fs
             .create(parent, OsStr::new(name), mode, libc::O_WRONLY, caller())
@@ -197,23 +212,6 @@ impl Env {
             .await
             .unwrap_or_else(|e| panic!("release {path}: {e}"));
         ino
-    }
-
-    /// Look `path` up and open it with `flags`; returns (ino, fh).
-    pub async fn open_path(&self, path: &str, flags: i32) -> (u64, u64) {
-        let ino = self
-            .lookup_path(path)
-            .await
-            .unwrap_or_else(|e| panic!("lookup {path}: {e}"))
-            .attr
-            .ino
-            .0;
-        let fh = self
-            .fs
-            .open(ino, flags)
-            .await
-            .unwrap_or_else(|e| panic!("open {path}: {e}"));
-        (ino, fh)
     }
 
     /// open + read to the end + release.
