@@ -150,7 +150,7 @@ pub enum UsageError {
     #[error("path style and virtual-host style both forced: give only one of them")]
     StyleConflict,
     #[error(
-        "{provider} addresses buckets by host name only (bucket.{host}), which an IP-address or localhost endpoint cannot carry, and {provider} refuses path style: give the endpoint's host name in --url (or --provider s3 for an S3-compatible server)"
+        "provider {provider} addresses buckets by host name only (bucket.{host}), which an IP-address or localhost endpoint cannot carry, and it refuses path style: give the endpoint's host name in --url (or --provider s3 for an S3-compatible server)"
     )]
     HostNameNeeded { provider: Provider, host: String },
 }
