@@ -29,3 +29,25 @@ pub mod process;
 pub mod sys;
 
 pub use garage::{Garage, GarageError, unique_prefix};
+
+/// A proxy whose tasks run on a runtime of its own, kept alive with it:
+/// the mount tests are synchronous, so the proxy cannot live on theirs.
+pub struct Hosted<P> {
+    pub proxy: P,
+    _rt: tokio::runtime::Runtime,
+}
+
+/// Start a proxy (`start`, e.g. `FaultProxy::start(addr)`) on a new
+/// one-thread runtime; panics with `what` when it cannot start.
+pub fn hosted<P>(
+    what: &str,
+    start: impl std::future::Future<Output = std::io::Result<P>>,
+) -> Hosted<P> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("runtime: {e}"));
+    let proxy = rt.block_on(start).unwrap_or_else(|e| panic!("{what}: {e}"));
+    Hosted { proxy, _rt: rt }
+}

@@ -237,6 +237,19 @@ pub fn as_second_user(program: &str) -> std::process::Command {
     cmd
 }
 
+/// Run `program args` as [`second_user`]; panics when it fails.
+pub fn second_user_runs<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(program: &str, args: &[S]) {
+    let out = as_second_user(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} as {SECOND_USER}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} as {SECOND_USER}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

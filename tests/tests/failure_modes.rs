@@ -20,21 +20,8 @@ use e2e::mount::{Bucket, Mount, shared_garage};
 const ANSWER_LIMIT: Duration = Duration::from_secs(30);
 
 /// A fault proxy in front of Garage on a runtime of its own.
-struct Proxied {
-    proxy: FaultProxy,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn proxied() -> Proxied {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let proxy = rt
-        .block_on(FaultProxy::start(shared_garage().s3_addr()))
-        .unwrap_or_else(|e| panic!("proxy: {e}"));
-    Proxied { proxy, _rt: rt }
+fn proxied() -> e2e::Hosted<FaultProxy> {
+    e2e::hosted("proxy", FaultProxy::start(shared_garage().s3_addr()))
 }
 
 /// Run `f` on a thread of its own; its result, or `None` when it did not

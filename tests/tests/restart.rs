@@ -707,23 +707,9 @@ exit 3
     assert_eq!(fs::read(m.join("b")).unwrap_or_default(), b"beta");
 }
 
-/// A proxy in front of Garage on a runtime of its own (its tasks live there).
-struct Proxy {
-    proxy: FaultProxy,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn proxy() -> Proxy {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let addr = shared_garage().s3_addr();
-    let proxy = rt
-        .block_on(FaultProxy::start(addr))
-        .unwrap_or_else(|e| panic!("proxy: {e}"));
-    Proxy { proxy, _rt: rt }
+/// A fault proxy in front of Garage on a runtime of its own.
+fn proxy() -> e2e::Hosted<FaultProxy> {
+    e2e::hosted("proxy", FaultProxy::start(shared_garage().s3_addr()))
 }
 
 /// `stat` of a fresh object whose first request is held by the proxy,

@@ -15,27 +15,15 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use e2e::mount::{Bucket, Mount, shared_garage};
-use e2e::sys::{SECOND_USER, second_user};
+use e2e::sys::{SECOND_USER, second_user_runs};
 
 /// Run `sh -c script` as the other user; panics when it fails.
 fn as_other(script: &str) {
-    let (uid, gid) = second_user();
-    let out = Command::new("sh")
-        .args(["-c", script])
-        .uid(uid)
-        .gid(gid)
-        .output()
-        .unwrap_or_else(|e| panic!("sh as {SECOND_USER}: {e}"));
-    assert!(
-        out.status.success(),
-        "`{script}` as {SECOND_USER}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    second_user_runs("sh", &["-c", script]);
 }
 
 /// A directory everyone may create entries in (mode 1777, like /tmp).

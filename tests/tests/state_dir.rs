@@ -17,7 +17,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use e2e::mount::{garage_options, is_mounted, ossfs_binary, shared_garage, write_passwd};
-use e2e::sys::{as_second_user, second_user};
+use e2e::sys::{second_user, second_user_runs};
 
 /// A shared, sticky, world-writable directory like /tmp, and in it a
 /// mount point and a passwd file of root's.
@@ -95,19 +95,6 @@ impl Host {
         }
         out
     }
-}
-
-/// Run `program args` as the second user; panics when it fails.
-fn second_user_runs(program: &str, args: &[&Path]) {
-    let out = as_second_user(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} as the second user: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} as the second user: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn entries(dir: &Path) -> Vec<String> {

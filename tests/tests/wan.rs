@@ -25,25 +25,12 @@ use sha2::{Digest, Sha256};
 
 const MIB: usize = 1024 * 1024;
 
-/// The delay proxy on a runtime of its own (its tasks live there).
-struct Wan {
-    proxy: DelayProxy,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn wan() -> Wan {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
-    let proxy = rt
-        .block_on(DelayProxy::start(
-            shared_garage().s3_addr(),
-            LinkProfile::wan_uplink(),
-        ))
-        .unwrap_or_else(|e| panic!("delay proxy: {e}"));
-    Wan { proxy, _rt: rt }
+/// The delay proxy with the WAN profile, on a runtime of its own.
+fn wan() -> e2e::Hosted<DelayProxy> {
+    e2e::hosted(
+        "delay proxy",
+        DelayProxy::start(shared_garage().s3_addr(), LinkProfile::wan_uplink()),
+    )
 }
 
 /// `len` bytes that do not compress or repeat.
